@@ -1,0 +1,80 @@
+"""PostgreSQL session helpers: advisory locks, and naming who holds a lock."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+class LockBusy(Exception):
+    """Another session holds the advisory lock."""
+
+
+def _key(name: str) -> int:
+    # A stable 32-bit key per lock name (PostgreSQL takes a signed bigint).
+    return zlib.crc32(f"entra-migration:{name}".encode())
+
+
+def advisory_lock_holder(connection: BaseDatabaseWrapper, name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s::bigint::oid AND l.pid <> pg_backend_pid()",
+            [_key(name)],
+        )
+        row = cursor.fetchone()
+    if not row:
+        return "another session"
+    pid, app, addr, started = row
+    return f"pid {pid} (application {app or '-'}, client {addr or 'local'}, connected {started:%Y-%m-%d %H:%M:%S})"
+
+
+@contextmanager
+def advisory_lock(connection: BaseDatabaseWrapper, name: str, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold a session-level advisory lock; a no-op on databases without them.
+
+    Waits up to ``wait_s`` seconds for a holder to finish, then raises
+    ``LockBusy`` naming the session that holds it.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    key = _key(name)
+    deadline = time.monotonic() + wait_s
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                break
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"{name} is already running in {advisory_lock_holder(connection, name)}")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def lock_holders(connection: BaseDatabaseWrapper, tables: list[str]) -> list[str]:
+    """Other sessions holding locks on these tables, oldest transaction first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT a.pid, a.usename, a.application_name, a.client_addr::text, a.state, "
+            "       a.xact_start, left(a.query, 120), c.relname, l.mode "
+            "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(%s) "
+            "ORDER BY a.xact_start NULLS LAST",
+            [tables],
+        )
+        rows = cursor.fetchall()
+    return [
+        f"pid {pid} (user {user}, application {app or '-'}, client {addr or 'local'}, {state}"
+        f"{f' since {since:%H:%M:%S}' if since else ''}) holds {mode} on {rel}; last query: {query!r}"
+        for pid, user, app, addr, state, since, query, rel, mode in rows
+    ]
