@@ -5,7 +5,8 @@ ALTER is a catalog change that holds its lock for milliseconds. The unique
 index on ``azure_entra_id`` is built concurrently by the next migration.
 
 Going back drops the Entra data (as the original plan warns) and brings back
-an empty ``hashed_password`` column: password hashes are not restored.
+a ``hashed_password`` column holding "!" (unusable) for everyone: password
+hashes are not restored.
 """
 
 from django.db import migrations, models
@@ -65,5 +66,8 @@ class Migration(migrations.Migration):
                 verbose_name="user permissions",
             ),
         ),
+        # No SQL forwards (a Python-side default). Backwards, it is the value the
+        # re-added column gets: "!", the conventional unusable password hash.
+        migrations.AlterField("user", "hashed_password", models.CharField(default="!", max_length=128)),
         migrations.RemoveField("user", "hashed_password"),
     ]
