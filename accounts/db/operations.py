@@ -166,3 +166,39 @@ class EnsureLikeIndexConcurrently(migrations.operations.base.Operation):
 
     def describe(self) -> str:
         return f"Ensure the pattern-ops index of {self.model_name}.{self.field_name} (concurrently)"
+
+
+class AddFieldDeferringUnique(migrations.AddField):
+    """``AddField`` of a ``unique=True`` field whose uniqueness comes later.
+
+    On PostgreSQL the column is added bare (a catalog-only change) and
+    ``AddUniqueConstraintConcurrently`` in a later, non-atomic migration makes
+    it unique without scanning the table under a lock. Elsewhere the field is
+    added as it is. The state has the field as declared, unique.
+    """
+
+    def _bare(self):
+        field = self.field.clone()
+        field._unique = False
+        return field
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if not _is_postgres(schema_editor):
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        to_model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, to_model):
+            field = self._bare()
+            field.set_attributes_from_name(self.name)
+            field.model = to_model
+            schema_editor.add_field(to_model, field)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        # Dropping the column drops its constraint and indexes with it.
+        if not _is_postgres(schema_editor):
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        from_model = from_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, from_model):
+            schema_editor.remove_field(from_model, from_model._meta.get_field(self.name))
+
+    def describe(self) -> str:
+        return f"{super().describe()} (unique enforced later)"

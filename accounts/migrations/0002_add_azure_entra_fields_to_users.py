@@ -11,7 +11,7 @@ hashes are not restored.
 
 from django.db import migrations, models
 
-AZURE_ENTRA_ID = dict(blank=True, max_length=64, null=True)
+from accounts.db.operations import AddFieldDeferringUnique
 
 
 class Migration(migrations.Migration):
@@ -21,13 +21,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(
-            database_operations=[
-                migrations.AddField("user", "azure_entra_id", models.CharField(**AZURE_ENTRA_ID)),
-            ],
-            state_operations=[
-                migrations.AddField("user", "azure_entra_id", models.CharField(unique=True, **AZURE_ENTRA_ID)),
-            ],
+        AddFieldDeferringUnique(
+            "user", "azure_entra_id", models.CharField(blank=True, max_length=64, null=True, unique=True)
         ),
         migrations.AddField("user", "azure_tenant_id", models.CharField(blank=True, max_length=64, null=True)),
         migrations.AddField("user", "azure_access_token_hash", models.CharField(blank=True, max_length=64, null=True)),

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.schema_validation import ERROR, NOT_APPLICABLE, WARNING, validate
+from accounts.schema_validation import ERROR, NOT_APPLICABLE, validate
 
 
 class Command(BaseCommand):
@@ -59,6 +59,3 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(summary))
         else:
             self.stdout.write(self.style.SUCCESS(f"Entra schema OK ({summary})"))
-
-
-__all__ = ["Command", "WARNING"]
