@@ -12,6 +12,10 @@ from __future__ import annotations
 from django.db import migrations
 
 
+class MigrationBlocked(Exception):
+    """The data does not allow this step; ``migrate`` shows the message and stops."""
+
+
 def _is_postgres(schema_editor) -> bool:
     return schema_editor.connection.vendor == "postgresql"
 
@@ -78,6 +82,18 @@ class AddUniqueConstraintConcurrently(migrations.operations.base.Operation):
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
         table, q = model._meta.db_table, schema_editor.quote_name
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {q(column)}, count(*) FROM {q(table)} WHERE {q(column)} IS NOT NULL "
+                f"GROUP BY {q(column)} HAVING count(*) > 1 ORDER BY 2 DESC LIMIT 5"
+            )
+            duplicates = cursor.fetchall()
+        if duplicates:
+            listed = ", ".join(f"{value!r} x{count}" for value, count in duplicates)
+            raise MigrationBlocked(
+                f"{table}.{column} has duplicate values ({listed}); it cannot be made unique. "
+                f"Resolve them (keep one row per value), then run migrate again."
+            )
         if not _is_postgres(schema_editor):
             with schema_editor.connection.cursor() as cursor:
                 constraints = schema_editor.connection.introspection.get_constraints(cursor, table)

@@ -21,6 +21,7 @@ from django.core.management.commands.migrate import Command as DjangoMigrateComm
 from django.db import OperationalError, connections
 
 from accounts.db.locks import LockBusy, advisory_lock, lock_holders
+from accounts.db.operations import MigrationBlocked
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -37,6 +38,12 @@ class Command(DjangoMigrateCommand):
     help = DjangoMigrateCommand.help + " On PostgreSQL: one run at a time, short lock waits, retried."
 
     def handle(self, *args, **options):
+        try:
+            return self._handle(*args, **options)
+        except MigrationBlocked as exc:
+            raise CommandError(f"Migration stopped, nothing of it applied: {exc}") from exc
+
+    def _handle(self, *args, **options):
         connection = connections[options["database"]]
         if connection.vendor != "postgresql":
             return super().handle(*args, **options)

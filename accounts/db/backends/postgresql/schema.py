@@ -34,7 +34,9 @@ class DatabaseSchemaEditor(PostgresSchemaEditor):
         try:
             super().__exit__(exc_type, exc_value, traceback)
         finally:
-            if self._previous_lock_timeout is not None and not self.connection.in_atomic_block:
+            # After an error inside a transaction, its rollback restores the setting.
+            restore = exc_type is None or not self.connection.in_atomic_block
+            if self._previous_lock_timeout is not None and restore:
                 try:
                     with self.connection.cursor() as cursor:
                         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [self._previous_lock_timeout])
