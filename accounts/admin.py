@@ -1,0 +1,188 @@
+"""The admin where operators review the move to Microsoft Entra ID.
+
+Token columns hold keyed hashes; even so, the admin never shows one whole nor
+lets anyone edit one: they are left out of every form and shown as a prefix.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import model_ngettext
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.http import HttpRequest
+
+from accounts.models import LegacyRefreshToken, User, UserPreferences
+from accounts.services import set_entra_migration_flag
+
+TOKEN_HASH_PREFIX = 6
+TOKEN_HASH_FIELDS = ("azure_access_token_hash", "azure_refresh_token_hash", "github_access_token_hash")
+
+
+def mask_token_hash(value: str | None) -> str:
+    """``3f9a2c…``: enough to tell two hashes apart, too little to be one."""
+    return f"{value[:TOKEN_HASH_PREFIX]}…" if value else "—"
+
+
+class EntraLinkFilter(admin.SimpleListFilter):
+    title = "Entra link"
+    parameter_name = "entra_link"
+
+    def lookups(self, request, model_admin):
+        return [("linked", "Linked"), ("not_linked", "Not linked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "linked":
+            return queryset.linked_to_entra()
+        if self.value() == "not_linked":
+            return queryset.filter(azure_entra_id__isnull=True)
+        return queryset
+
+
+class UserPreferencesInline(admin.StackedInline):
+    model = UserPreferences
+    can_delete = False
+    max_num = 1
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    """Users, their Entra link and their migration flag.
+
+    Users cannot be added here: an account is created by its first sign-in
+    with Microsoft Entra ID, which is what ties it to an Entra object id.
+    There is no password and no username, so Django's auth ``UserAdmin``
+    (password forms, username search) does not apply.
+    """
+
+    list_display = (
+        "email",
+        "full_name",
+        "is_active",
+        "is_staff",
+        "requires_entra_migration",
+        "entra_link",
+        "azure_tenant_id",
+        "entra_linked_at",
+        "last_login",
+    )
+    list_filter = (
+        "requires_entra_migration",
+        EntraLinkFilter,
+        "azure_tenant_id",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+    )
+    search_fields = ("email", "full_name", "azure_entra_id")
+    # Every column is on the users row: there is nothing to join.
+    list_select_related = False
+    ordering = ("email",)
+    actions = ("mark_requires_entra_migration", "clear_requires_entra_migration")
+    inlines = (UserPreferencesInline,)
+    filter_horizontal = ("groups", "user_permissions")
+
+    # The raw hashes are in no form, so a POST cannot set them either.
+    exclude = TOKEN_HASH_FIELDS
+    readonly_fields = (
+        "azure_entra_id",
+        "azure_tenant_id",
+        "entra_link",
+        "azure_access_token",
+        "azure_refresh_token",
+        "azure_token_expires_at",
+        "github_username",
+        "github_access_token",
+        "github_connected_at",
+        "entra_linked_at",
+        "last_login",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        ("Identity", {"fields": ("email", "full_name", "organization", "department", "profile_picture_url")}),
+        (
+            "Microsoft Entra ID",
+            {
+                "fields": (
+                    "azure_entra_id",
+                    "azure_tenant_id",
+                    "entra_link",
+                    "azure_access_token",
+                    "azure_refresh_token",
+                    "azure_token_expires_at",
+                )
+            },
+        ),
+        ("GitHub", {"fields": ("github_username", "github_access_token", "github_connected_at")}),
+        ("Migration", {"fields": ("requires_entra_migration", "entra_linked_at")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(
+        description="Entra link",
+        ordering=ExpressionWrapper(Q(azure_entra_id__isnull=False), output_field=BooleanField()),
+    )
+    def entra_link(self, user: User) -> str:
+        return "linked" if user.is_linked_to_entra else "not linked"
+
+    @admin.display(description="Azure access token hash")
+    def azure_access_token(self, user: User) -> str:
+        return mask_token_hash(user.azure_access_token_hash)
+
+    @admin.display(description="Azure refresh token hash")
+    def azure_refresh_token(self, user: User) -> str:
+        return mask_token_hash(user.azure_refresh_token_hash)
+
+    @admin.display(description="GitHub access token hash")
+    def github_access_token(self, user: User) -> str:
+        return mask_token_hash(user.github_access_token_hash)
+
+    @admin.action(description="Mark as requiring Entra migration", permissions=["change"])
+    def mark_requires_entra_migration(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        selected = queryset.count()
+        changed = set_entra_migration_flag(users=queryset, required=True)
+        message = f"Marked {changed} {model_ngettext(self.opts, changed)} as requiring Entra migration"
+        if unchanged := selected - changed:
+            message += f"; {unchanged} already did"
+        self.message_user(request, f"{message}.", messages.SUCCESS)
+
+    @admin.action(description="Clear the Entra migration flag", permissions=["change"])
+    def clear_requires_entra_migration(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        selected = queryset.count()
+        changed = set_entra_migration_flag(users=queryset, required=False)
+        message = f"Cleared the Entra migration flag on {changed} {model_ngettext(self.opts, changed)}"
+        if unchanged := selected - changed:
+            message += f"; {unchanged} did not have it"
+        self.message_user(request, f"{message}.", messages.SUCCESS)
+
+
+@admin.register(LegacyRefreshToken)
+class LegacyRefreshTokenAdmin(admin.ModelAdmin):
+    """Password-era refresh tokens, until ``migrate_users_to_entra`` removes them.
+
+    Read-only: they are never added or edited here, only deleted.
+    """
+
+    list_display = ("id", "user", "token", "expires_at", "revoked_at", "created_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
+    search_fields = ("user__email",)
+    list_select_related = ("user",)
+    ordering = ("-created_at",)
+    exclude = ("token_hash",)
+    fields = ("user", "token", "expires_at", "revoked_at", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="Token hash")
+    def token(self, refresh_token: LegacyRefreshToken) -> str:
+        return mask_token_hash(refresh_token.token_hash)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LegacyRefreshToken | None = None) -> bool:
+        return False
