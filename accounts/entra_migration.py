@@ -88,8 +88,11 @@ def check_ready() -> None:
     targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == "accounts"]
     pending = executor.migration_plan(targets)
     if pending:
-        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in pending)
-        raise NotReady(f"unapplied migrations ({names}): run `python manage.py migrate` first")
+        ours = [f"{m.app_label}.{m.name}" for m, _ in pending if m.app_label == "accounts"]
+        raise NotReady(
+            f"{len(pending)} unapplied migrations (accounts: {', '.join(ours) or 'none'}): "
+            "run `python manage.py migrate` first"
+        )
     with connection.cursor() as cursor:
         columns = {c.name for c in connection.introspection.get_table_description(cursor, User._meta.db_table)}
     if "hashed_password" in columns:

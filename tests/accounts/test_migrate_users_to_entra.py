@@ -1,0 +1,234 @@
+"""migrate_users_to_entra on a database that came from the legacy state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import override_settings
+
+from tests.conftest import ROOT, ScratchDatabase
+from tests.legacy import build_legacy, snapshot
+
+
+def fingerprint(db: ScratchDatabase) -> str:
+    """The whole database, as bytes: the SQLite file, or a full pg_dump."""
+    if db.vendor == "sqlite":
+        return hashlib.sha256(Path(db.name).read_bytes()).hexdigest()
+    dump = subprocess.run(
+        ["pg_dump", "--no-owner", "--dbname", db.url.replace("postgres://", "postgresql://")],
+        capture_output=True,
+        check=True,
+    ).stdout
+    # pg_dump marks each dump with a random \restrict key; the rest is the data.
+    lines = [line for line in dump.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict"))]
+    return hashlib.sha256(b"\n".join(lines)).hexdigest()
+
+
+def encoded_session(user_id: int) -> str:
+    with override_settings(SECRET_KEY="tests-only-not-secret"):
+        return SessionStore().encode({"_auth_user_id": str(user_id), "_auth_user_backend": "x"})
+
+
+@pytest.fixture
+def migrated_legacy(scratch_db):
+    """25 legacy users (+4 edge cases) after `migrate`; users 1 and 2 already linked to Entra."""
+    build_legacy(scratch_db, users=25)
+    scratch_db.manage("migrate")
+    scratch_db.execute("UPDATE users SET azure_entra_id = 'oid-' || id, azure_tenant_id = 'tid' WHERE id IN (1, 2)")
+    scratch_db.execute("INSERT INTO user_preferences (user_id) VALUES (1)")
+    for key, user_id in (("linkedsession", 1), ("legacysession3", 3), ("legacysession4", 4)):
+        scratch_db.execute(
+            "INSERT INTO django_session (session_key, session_data, expire_date) VALUES (%s, %s, %s)",
+            [key, encoded_session(user_id), "2099-01-01 00:00:00"],
+        )
+    return scratch_db
+
+
+def run(db: ScratchDatabase, *args: str, check: bool = False, **env: str):
+    return db.manage("migrate_users_to_entra", *args, check=check, **env)
+
+
+def prepared_state(db: ScratchDatabase) -> dict[int, tuple[int, int, int]]:
+    """user id -> (preferences rows, flagged, refresh tokens)."""
+    rows = db.execute(
+        "SELECT u.id, (SELECT count(*) FROM user_preferences p WHERE p.user_id = u.id), "
+        "CASE WHEN u.requires_entra_migration THEN 1 ELSE 0 END, "
+        "(SELECT count(*) FROM refresh_tokens t WHERE t.user_id = u.id) FROM users u WHERE u.azure_entra_id IS NULL"
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_dry_run_changes_nothing(migrated_legacy, tmp_path):
+    before = fingerprint(migrated_legacy)
+    report_path = tmp_path / "dry.json"
+
+    result = run(migrated_legacy, "--report", str(report_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "DRY RUN: nothing was changed" in result.stdout
+    assert fingerprint(migrated_legacy) == before
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "dry-run"
+    assert report["preferences_created"] == 28  # 29 users, one already has preferences
+    assert report["users_flagged"] == 27  # all but the two linked users
+    assert report["refresh_tokens_deleted"] == 25
+    assert report["sessions_deleted"] == 2  # users 3 and 4; user 1 signed in with Entra
+    assert [u["email"] for u in report["sample_to_flag"]][:2] == ["user3@example.com", "user4@example.com"]
+
+
+def test_execute_does_what_the_dry_run_reported(migrated_legacy, tmp_path):
+    legacy_rows = snapshot(migrated_legacy)
+    run(migrated_legacy, "--report", str(tmp_path / "dry.json"), check=True)
+    result = run(migrated_legacy, "--execute", "--batch-size", "4", "--report", str(tmp_path / "run.json"), check=True)
+    dry = json.loads((tmp_path / "dry.json").read_text())
+    done = json.loads((tmp_path / "run.json").read_text())
+
+    assert "EXECUTED" in result.stdout
+    for key in ("preferences_created", "users_flagged", "refresh_tokens_deleted", "sessions_deleted"):
+        assert done[key] == dry[key], key
+    assert done["batches"] == 8  # ids 1..29 in batches of 4
+    assert set(prepared_state(migrated_legacy).values()) == {(1, 1, 0)}
+    # Linked users are left as they are (not flagged), and keep their session.
+    linked = migrated_legacy.execute(
+        "SELECT id, requires_entra_migration FROM users WHERE azure_entra_id IS NOT NULL ORDER BY id"
+    )
+    assert [(i, bool(flag)) for i, flag in linked] == [(1, False), (2, False)]
+    assert migrated_legacy.execute("SELECT count(*) FROM user_preferences") == [(29,)]
+    assert migrated_legacy.execute("SELECT count(*) FROM refresh_tokens") == [(0,)]
+    assert migrated_legacy.execute("SELECT session_key FROM django_session") == [("linkedsession",)]
+    # No user, project or generated file changed beyond the flags.
+    assert snapshot(migrated_legacy) == legacy_rows
+
+
+def test_second_execute_finds_nothing_to_do(migrated_legacy):
+    run(migrated_legacy, "--execute", check=True)
+    before = fingerprint(migrated_legacy) if migrated_legacy.vendor == "sqlite" else None
+
+    result = run(migrated_legacy, "--execute", check=True)
+
+    assert "Nothing to do: every user is already prepared for Entra sign-in." in result.stdout
+    assert "0 change(s)" not in result.stdout
+    if before:
+        assert fingerprint(migrated_legacy) == before
+
+
+def test_report_surfaces_what_it_must_not_guess(migrated_legacy, tmp_path):
+    path = tmp_path / "report.json"
+    result = run(migrated_legacy, "--report", str(path), check=True)
+    report = json.loads(path.read_text())
+
+    collision = report["email_collisions"][0]
+    assert collision["email"] == "shared.mailbox@example.com"
+    assert [u["email"] for u in collision["users"]] == ["Shared.Mailbox@Example.com", "shared.mailbox@example.com"]
+    assert [u["email"] for u in report["unusable_emails"]] == ["not-an-email"]
+    assert [u["email"] for u in report["inactive_users"]] == ["former.employee@example.com"]
+    assert "Entra sign-in refuses them" in report["inactive_users_policy"]
+    assert "Shared.Mailbox@Example.com (#26), shared.mailbox@example.com (#27)" in result.stdout
+    assert "Without a usable email: 1 user(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be between 1 and 1000000, not 0"),
+        (["--report", "/nonexistent-dir/report.json"], "--report /nonexistent-dir/report.json: cannot write there"),
+    ],
+)
+def test_usage_errors_stop_before_any_change(migrated_legacy, args, message):
+    before = fingerprint(migrated_legacy)
+    result = run(migrated_legacy, "--execute", *args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert fingerprint(migrated_legacy) == before
+
+
+def test_refuses_a_database_that_was_not_migrated(scratch_db):
+    build_legacy(scratch_db, users=3, edge_cases=False)
+    result = run(scratch_db, "--execute")
+    assert result.returncode == 1
+    assert "unapplied migrations (accounts: accounts.0002_add_azure_entra_fields_to_users" in result.stderr
+    assert "run `python manage.py migrate` first" in result.stderr
+
+
+def start(db: ScratchDatabase, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "migrate_users_to_entra", *args],
+        env=db.env(PYTHONUNBUFFERED="1"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill_after(db: ScratchDatabase, line_prefix: str) -> None:
+    proc = start(db, "--execute", "--batch-size", "10")
+    for line in proc.stdout:
+        if line.startswith(line_prefix):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before {line_prefix!r}"
+
+
+def test_killed_runs_lose_at_most_a_batch_and_a_rerun_completes(scratch_db):
+    build_legacy(scratch_db, users=3000, edge_cases=False)
+    scratch_db.manage("migrate")
+    for point in ("batch 1/300", "batch 60/300", "batch 150/300"):
+        kill_after(scratch_db, point)
+        states = prepared_state(scratch_db)
+        # Each user is wholly done or wholly untouched: no half-applied batch.
+        assert set(states.values()) <= {(1, 1, 0), (0, 0, 1)}, point
+        assert (0, 0, 1) in set(states.values()), f"killed at {point}, yet everything was done"
+
+    run(scratch_db, "--execute", check=True)
+    assert set(prepared_state(scratch_db).values()) == {(1, 1, 0)}
+    assert scratch_db.execute(
+        "SELECT count(*) FROM users u WHERE (SELECT count(*) FROM user_preferences p WHERE p.user_id = u.id) <> 1"
+    ) == [(0,)]
+
+
+@pytest.mark.postgres
+def test_a_second_run_stops_at_once_while_the_first_holds_the_lock(migrated_legacy):
+    # Hold a row lock on a user in the third batch, so the first run waits there.
+    blocker = migrated_legacy.connect()
+    blocker.autocommit = False
+    blocker.execute("SELECT 1 FROM users WHERE id = 25 FOR UPDATE")
+    first = start(migrated_legacy, "--execute", "--batch-size", "10")
+    assert first.stdout.readline().startswith("batch 1/3")
+    before = prepared_state(migrated_legacy)
+
+    second = run(migrated_legacy, "--execute")
+
+    assert second.returncode == 1
+    assert f"migrate_users_to_entra is already running in pid {advisory_lock_pid(migrated_legacy)}" in second.stderr
+    assert "Nothing was changed" in second.stderr
+    assert prepared_state(migrated_legacy) == before
+    blocker.rollback()
+    blocker.close()
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert set(prepared_state(migrated_legacy).values()) == {(1, 1, 0)}
+
+
+def advisory_lock_pid(db: ScratchDatabase) -> int:
+    rows = db.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+@pytest.mark.postgres
+def test_execute_refreshes_planner_statistics(migrated_legacy):
+    before = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
+    result = run(migrated_legacy, "--execute", "--report", "/dev/stdout", check=True)
+    assert '"analyzed": true' in result.stdout
+    after = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
+    assert after[0][0] > before[0][0]
