@@ -213,10 +213,15 @@ def _read_sqlite(cursor) -> Catalog:
             sql = _normalize_sql(row[0]) if row and row[0] else ""
             predicate = sql.split(" where ", 1)[1] if partial and " where " in sql else None
             if expression:
-                # The key list as written: "(lower(email))" for Lower("email").
+                # The key list as written, without its enclosing parentheses:
+                # "(lower(email))" for Lower("email").
                 body = sql.split(" on ", 1)[1].split(" where ", 1)[0]
-                keys = [body[body.index("(") :]]
+                keys = [body[body.index("(") + 1 : body.rindex(")")].strip()]
             constraint = "u" if origin == "u" else None
+            if constraint:
+                # SQLite calls a UNIQUE constraint's index sqlite_autoindex_<table>_<n>
+                # and forgets the constraint's name: name it as PostgreSQL does.
+                index = f"{table}_{'_'.join(keys)}_key"
             catalog.indexes.append(
                 IndexInfo(index, table, tuple(keys), "btree", predicate, bool(unique), True, constraint)
             )
@@ -459,14 +464,16 @@ def _compare_indexes(expected: Catalog, live: Catalog, tables: set[str]) -> list
                         )
                     )
                 continue
+            # An index that is there but wrong is named as it is in the database.
             if unique:
                 problems.append(
                     Problem(
                         ERROR,
                         "unique",
-                        obj,
+                        f"{want.table}.{unique[0].name}",
                         f"unique index {unique[0].name} on {_keys(want.keys)} is INVALID: uniqueness is not enforced",
-                        f"DROP INDEX CONCURRENTLY {unique[0].name}; then `python manage.py migrate` or rebuild it",
+                        f"resolve the duplicates, DROP INDEX CONCURRENTLY {unique[0].name}, then rebuild it with "
+                        "CREATE UNIQUE INDEX CONCURRENTLY",
                     )
                 )
             elif candidates:
@@ -474,7 +481,7 @@ def _compare_indexes(expected: Catalog, live: Catalog, tables: set[str]) -> list
                     Problem(
                         ERROR,
                         "unique",
-                        obj,
+                        f"{want.table}.{candidates[0].name}",
                         f"{kind} on {_keys(want.keys)} is missing; {candidates[0].name} there is a plain index",
                         f"find the duplicates, then CREATE UNIQUE INDEX CONCURRENTLY on {want.table} {_keys(want.keys)}",
                     )
@@ -489,7 +496,7 @@ def _compare_indexes(expected: Catalog, live: Catalog, tables: set[str]) -> list
                 Problem(
                     ERROR,
                     "index",
-                    obj,
+                    f"{want.table}.{candidates[0].name}",
                     f"index {candidates[0].name} on {_keys(want.keys)} is INVALID (an interrupted concurrent build)",
                     "`python manage.py migrate` rebuilds it if its migration is unapplied; otherwise "
                     f"REINDEX INDEX CONCURRENTLY {candidates[0].name}",
@@ -509,7 +516,7 @@ def _missing_index(want: IndexInfo, live_by_name: dict, kind: str) -> Problem:
         f"{want.table}.{want.name}",
         f"{kind} {_index_label(want)} is missing{detail}",
         f"DROP INDEX CONCURRENTLY {want.name} (if present), then build {_keys(want.keys)} "
-        "with CREATE INDEX CONCURRENTLY",
+        f"with CREATE {'UNIQUE ' if want.unique else ''}INDEX CONCURRENTLY",
     )
 
 

@@ -1,0 +1,455 @@
+"""``validate_entra_schema`` catches drift.
+
+Each test takes a freshly migrated database, changes one thing behind
+Django's back with SQL, as a hand-run hotfix or a half-finished operation
+would, and expects the command to fail with an error naming exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.sig"
+
+
+def validate(db, *args: str) -> tuple[int, list[dict]]:
+    """Exit code and error-severity problems of ``validate_entra_schema --format json``."""
+    code, report = validate_report(db, *args)
+    return code, [p for p in report["problems"] if p["severity"] == "error"]
+
+
+def validate_report(db, *args: str) -> tuple[int, dict]:
+    result = db.manage("validate_entra_schema", "--format", "json", *args, check=False)
+    assert result.stdout.startswith("{"), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def assert_errors(errors: list[dict], expected: dict[str, str]) -> None:
+    """The errors are on exactly these objects, each message containing the text given for it, each with a fix."""
+    shown = json.dumps(errors, indent=2)
+    assert sorted(e["object"] for e in errors) == sorted(expected), shown
+    for error in errors:
+        assert expected[error["object"]] in error["message"], shown
+        assert error["fix"], shown
+
+
+def rebuild_sqlite_table(db, table: str, old: str, new: str) -> None:
+    """Change a column or constraint on SQLite, which has no ALTER COLUMN.
+
+    As SQLite documents it (and Django does it): create the table anew from its
+    edited CREATE TABLE statement, copy the rows, drop the old one, rename the
+    new one, and recreate the table's indexes.
+    """
+    [(create,)] = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s", [table])
+    assert old in create, create
+    indexes = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL", [table]
+    )
+    columns = ", ".join(f'"{row[1]}"' for row in db.execute(f'PRAGMA table_info("{table}")'))
+    create = create.replace(old, new).replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "new__{table}"', 1)
+    db.executescript(
+        f"PRAGMA foreign_keys = OFF; BEGIN; {create}; "
+        f'INSERT INTO "new__{table}" ({columns}) SELECT {columns} FROM "{table}"; '
+        f'DROP TABLE "{table}"; ALTER TABLE "new__{table}" RENAME TO "{table}"; '
+        + "".join(f"{sql}; " for (sql,) in indexes)
+        + "COMMIT;"
+    )
+
+
+def give_everyone_preferences(db) -> None:
+    """Keep "linked to Entra without preferences" out of tests about other things."""
+    db.execute("INSERT INTO user_preferences (user_id) SELECT id FROM users")
+
+
+# --- The baseline ---------------------------------------------------------------
+
+
+def test_clean_migrated_database_passes(migrated_db):
+    code, report = validate_report(migrated_db)
+
+    assert code == 0, report
+    assert report["ok"] is True
+    assert [p for p in report["problems"] if p["severity"] in ("error", "warning")] == []
+
+
+# --- Indexes and unique constraints ----------------------------------------------
+
+
+def test_index_name_reused_for_other_columns_is_an_error(migrated_db):
+    migrated_db.executescript(
+        "DROP INDEX users_last_login_idx; CREATE INDEX users_last_login_idx ON users (created_at);"
+    )
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "users.users_last_login_idx": "index users_last_login_idx btree (last_login_at) is missing; "
+            "an index of that name is users_last_login_idx btree (created_at)"
+        },
+    )
+
+
+def test_index_columns_in_another_order_is_an_error(migrated_db):
+    migrated_db.executescript(
+        "DROP INDEX users_entra_tenant_idx; "
+        "CREATE INDEX users_entra_tenant_idx ON users (azure_entra_id, azure_tenant_id);"
+    )
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "users.users_entra_tenant_idx": "index users_entra_tenant_idx btree (azure_tenant_id, azure_entra_id) "
+            "is missing; an index of that name is users_entra_tenant_idx btree (azure_entra_id, azure_tenant_id)"
+        },
+    )
+
+
+def drop_connection_id_unique_constraint(db) -> None:
+    if db.vendor == "postgresql":
+        db.execute("ALTER TABLE websocket_sessions DROP CONSTRAINT websocket_sessions_connection_id_key")
+    else:
+        rebuild_sqlite_table(
+            db, "websocket_sessions", '"connection_id" char(32) NOT NULL UNIQUE', '"connection_id" char(32) NOT NULL'
+        )
+
+
+def test_dropped_unique_constraint_is_an_error_whose_fix_builds_a_unique_index(migrated_db):
+    drop_connection_id_unique_constraint(migrated_db)
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint "
+            "websocket_sessions_connection_id_key btree (connection_id) is missing"
+        },
+    )
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in errors[0]["fix"]
+
+
+def test_unique_constraint_replaced_by_a_plain_index_is_an_error(migrated_db):
+    drop_connection_id_unique_constraint(migrated_db)
+    migrated_db.execute("CREATE INDEX websocket_sessions_connection_id_key ON websocket_sessions (connection_id)")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint on (connection_id) is "
+            "missing; websocket_sessions_connection_id_key there is a plain index"
+        },
+    )
+
+
+@pytest.mark.postgres
+def test_invalid_unique_index_left_by_a_failed_concurrent_build_is_an_error(migrated_db):
+    # The name migration 0003 gives the constraint it builds concurrently.
+    name = "users_azure_entra_id_df27b8c2_uniq"
+    migrated_db.execute(f"ALTER TABLE users DROP CONSTRAINT {name}")
+    migrated_db.execute(
+        "INSERT INTO users (email, azure_entra_id) VALUES ('a@example.com', 'oid-1'), ('b@example.com', 'oid-1')"
+    )
+    give_everyone_preferences(migrated_db)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        migrated_db.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON users (azure_entra_id)")
+    assert migrated_db.execute(f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{name}'::regclass") == [(False,)]
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            f"users.{name}": f"unique index {name} on (azure_entra_id) is INVALID: uniqueness is not enforced",
+            "users.azure_entra_id": "Entra id oid-1 is held by 2 users",
+        },
+    )
+
+
+def test_dropped_index_is_an_error(migrated_db):
+    migrated_db.execute("DROP INDEX users_email_lower_idx")
+    key = "lower(email::text)" if migrated_db.vendor == "postgresql" else "(lower(email))"
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.users_email_lower_idx": f"index users_email_lower_idx btree ({key}) is missing"})
+
+
+# --- Columns --------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_timestamptz_column_turned_into_timestamp_is_an_error(migrated_db):
+    migrated_db.execute("ALTER TABLE users ALTER COLUMN created_at TYPE timestamp")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {"users.created_at": "type is timestamp without time zone, expected timestamp with time zone"},
+    )
+
+
+def test_changed_varchar_length_is_an_error(migrated_db):
+    if migrated_db.vendor == "postgresql":
+        migrated_db.execute("ALTER TABLE users ALTER COLUMN full_name TYPE varchar(100)")
+        message = "type is character varying(100), expected character varying(200)"
+    else:
+        rebuild_sqlite_table(migrated_db, "users", '"full_name" varchar(200)', '"full_name" varchar(100)')
+        message = "type is varchar(100), expected varchar(200)"
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.full_name": message})
+
+
+def test_dropped_not_null_is_an_error(migrated_db):
+    if migrated_db.vendor == "postgresql":
+        migrated_db.execute("ALTER TABLE projects ALTER COLUMN name DROP NOT NULL")
+    else:
+        rebuild_sqlite_table(migrated_db, "projects", '"name" varchar(200) NOT NULL', '"name" varchar(200) NULL')
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"projects.name": "allows NULL, expected NOT NULL"})
+
+
+def test_missing_column_is_an_error(migrated_db):
+    migrated_db.execute("ALTER TABLE users DROP COLUMN department")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.department": "column is missing"})
+
+
+def test_unexpected_not_null_column_without_a_default_is_an_error(migrated_db):
+    migrated_db.execute("ALTER TABLE users ADD COLUMN legacy_code varchar(20) NOT NULL")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.legacy_code": "unexpected NOT NULL column without a default"})
+
+
+# --- Tables ---------------------------------------------------------------------
+
+
+def test_missing_table_is_an_error(migrated_db):
+    migrated_db.execute("DROP TABLE websocket_sessions")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"websocket_sessions": "table is missing"})
+
+
+def test_view_standing_in_for_a_table_is_an_error(migrated_db):
+    migrated_db.executescript(
+        "DROP TABLE websocket_sessions; CREATE VIEW websocket_sessions AS SELECT id, id AS user_id FROM users;"
+    )
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"websocket_sessions": "is a view, not a table"})
+
+
+# --- Foreign keys and orphans -----------------------------------------------------
+
+
+@pytest.mark.parametrize("on_delete", ["NO ACTION", "RESTRICT"])
+def test_changed_on_delete_is_an_error(migrated_db, on_delete):
+    if migrated_db.vendor == "postgresql":
+        fk = "projects_owner_id_a6ce54bc_fk_users_id"
+        migrated_db.executescript(
+            f"ALTER TABLE projects DROP CONSTRAINT {fk}; "
+            f"ALTER TABLE projects ADD CONSTRAINT {fk} FOREIGN KEY (owner_id) REFERENCES users (id) "
+            f"ON DELETE {on_delete} DEFERRABLE INITIALLY DEFERRED;"
+        )
+    else:
+        rebuild_sqlite_table(
+            migrated_db,
+            "projects",
+            'REFERENCES "users" ("id") ON DELETE CASCADE',
+            f'REFERENCES "users" ("id") ON DELETE {on_delete}',
+        )
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"projects(owner_id)": f"is ON DELETE {on_delete}, expected ON DELETE CASCADE"})
+
+
+@pytest.mark.postgres
+def test_not_valid_foreign_key_is_an_error_with_its_orphan_count(migrated_db):
+    fk = "generated_files_project_id_13abf42e_fk_projects_id"
+    migrated_db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
+    migrated_db.execute(
+        "INSERT INTO generated_files (project_id, path, content, sha256) VALUES (4242, 'main.tf', '', %s)", ["0" * 64]
+    )
+    migrated_db.execute(
+        f"ALTER TABLE generated_files ADD CONSTRAINT {fk} FOREIGN KEY (project_id) REFERENCES projects (id) "
+        "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID"
+    )
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "generated_files(project_id)": f"{fk} is NOT VALID: existing rows are not checked",
+            "generated_files.project_id": "1 row(s) reference a missing projects.id",
+        },
+    )
+
+
+def test_orphan_row_is_an_error(migrated_db):
+    insert = (
+        "INSERT INTO projects (owner_id, name, cloud_provider, iac_tool) VALUES (999, 'network', 'aws', 'terraform')"
+    )
+    if migrated_db.vendor == "postgresql":
+        migrated_db.executescript(
+            f"ALTER TABLE projects DROP CONSTRAINT projects_owner_id_a6ce54bc_fk_users_id; {insert};"
+        )
+        expected = {"projects(owner_id)": "foreign key to users(id) ON DELETE CASCADE is missing"}
+    else:
+        migrated_db.executescript(f"PRAGMA foreign_keys = OFF; {insert};")
+        expected = {}
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {**expected, "projects.owner_id": "1 row(s) reference a missing users.id"})
+
+
+# --- Sequences and migrations ------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_sequence_behind_max_id_is_an_error(migrated_db):
+    migrated_db.execute("INSERT INTO users (id, email) VALUES (100, 'a@example.com'), (101, 'b@example.com')")
+    migrated_db.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), 50)")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.id": "is at 50, behind max(id) = 101: the next insert fails"})
+
+
+def test_unapplied_migration_is_an_error_with_what_it_would_build(migrated_db):
+    migrated_db.manage("migrate", "realtime", "0001")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "realtime.0002_add_performance_indexes": "not applied",
+            "websocket_sessions.ws_sessions_user_live_idx": "index ws_sessions_user_live_idx btree (user_id) WHERE",
+            "websocket_sessions.ws_sessions_heartbeat_idx": "index ws_sessions_heartbeat_idx btree (last_heartbeat_at) WHERE",
+        },
+    )
+
+
+# --- Entra data -------------------------------------------------------------------
+
+
+def test_entra_ids_differing_only_in_case_are_an_error(migrated_db):
+    migrated_db.execute(
+        "INSERT INTO users (email, azure_entra_id) VALUES ('a@example.com', 'ABC-1'), ('b@example.com', 'abc-1')"
+    )
+    give_everyone_preferences(migrated_db)
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors, {"users.azure_entra_id": "Entra id abc-1 is held by 2 users when compared case-insensitively"}
+    )
+
+
+def test_token_in_a_hash_column_is_an_error(migrated_db):
+    migrated_db.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+    migrated_db.execute("INSERT INTO users (email, azure_access_token_hash) VALUES ('b@example.com', %s)", [JWT])
+    [(user_id,)] = migrated_db.execute("SELECT id FROM users WHERE email = 'b@example.com'")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(
+        errors,
+        {
+            "users.azure_access_token_hash": "1 row(s) hold something that is not a token hash "
+            f"(1 look like JWTs; first id {user_id})"
+        },
+    )
+
+
+def test_entra_linked_user_without_preferences_is_an_error(migrated_db):
+    migrated_db.execute("INSERT INTO users (email) VALUES ('unlinked@example.com')")
+    migrated_db.execute("INSERT INTO users (email, azure_entra_id) VALUES ('linked@example.com', 'oid-1')")
+
+    code, errors = validate(migrated_db)
+
+    assert code == 1
+    assert_errors(errors, {"users.preferences": "1 user(s) linked to Entra have no preferences row"})
+
+
+def test_case_insensitive_email_collision_is_a_warning_that_fails_only_with_strict(migrated_db):
+    migrated_db.execute("INSERT INTO users (email) VALUES ('Alice@Example.com'), ('alice@example.com')")
+
+    code, report = validate_report(migrated_db)
+
+    assert code == 0, report
+    assert report["errors"] == 0
+    [warning] = [p for p in report["problems"] if p["severity"] == "warning"]
+    assert warning["object"] == "users.email"
+    assert "2 users share the email alice@example.com when compared case-insensitively" in warning["message"]
+
+    strict_code, strict_report = validate_report(migrated_db, "--strict")
+    assert strict_code == 1
+    assert strict_report["problems"] == report["problems"]
+
+
+# --- The table output ----------------------------------------------------------------
+
+
+def test_table_output_has_one_line_per_problem_with_its_fix(migrated_db):
+    migrated_db.execute("DROP INDEX users_email_lower_idx")
+    migrated_db.execute("INSERT INTO users (email, github_access_token_hash) VALUES ('Bob@example.com', 'ghp_123')")
+    migrated_db.execute("INSERT INTO users (email) VALUES ('bob@example.com')")
+    _, report = validate_report(migrated_db)
+    problems = [p for p in report["problems"] if p["severity"] in ("error", "warning")]
+    assert sorted(p["severity"] for p in problems) == ["error", "error", "warning"]
+
+    result = migrated_db.manage("validate_entra_schema", check=False)
+
+    assert result.returncode == 1
+    assert "2 schema error(s), 1 warning(s)" in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("ERROR", "WARNING"))]
+    assert len(lines) == len(problems), result.stdout
+    for problem in problems:
+        [line] = [line for line in lines if f"  {problem['object']}  " in line]
+        assert line.startswith(problem["severity"].upper())
+        assert problem["message"] in line
+        assert line.endswith(f"-> fix: {problem['fix']}")
