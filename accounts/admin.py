@@ -11,7 +11,7 @@ from django.contrib.admin.utils import model_ngettext
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest
 
-from accounts.models import LegacyRefreshToken, User, UserPreferences
+from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User, UserPreferences
 from accounts.services import set_entra_migration_flag
 
 TOKEN_HASH_PREFIX = 6
@@ -185,4 +185,40 @@ class LegacyRefreshTokenAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: LegacyRefreshToken | None = None) -> bool:
+        return False
+
+
+@admin.register(RefusedEntraLink)
+class RefusedEntraLinkAdmin(admin.ModelAdmin):
+    """Sign-ins that were refused rather than linked: what an operator must resolve."""
+
+    list_display = ["created_at", "reason", "email", "tenant_id", "object_id", "candidate_ids", "resolved"]
+    list_filter = ["reason", "resolved", "tenant_id", "created_at"]
+    search_fields = ["email", "object_id", "tenant_id"]
+    readonly_fields = ["created_at", "reason", "email", "tenant_id", "object_id", "candidate_ids"]
+    list_select_related = False  # no relations
+    date_hierarchy = "created_at"
+    actions = ["mark_resolved"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Mark as resolved")
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(resolved=False).update(resolved=True)
+        self.message_user(request, f"Marked {count} refused link(s) as resolved.", messages.SUCCESS)
+
+
+@admin.register(EntraLinkAudit)
+class EntraLinkAuditAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "event", "user", "matched_email", "tenant_id", "object_id"]
+    list_filter = ["event", "tenant_id", "created_at"]
+    search_fields = ["user__email", "matched_email", "object_id"]
+    readonly_fields = ["created_at", "event", "user", "matched_email", "tenant_id", "object_id"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

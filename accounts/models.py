@@ -179,3 +179,80 @@ class LegacyRefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh token {self.pk} of {self.user_id}"
+
+
+class EntraLinkAudit(models.Model):
+    """One row each time a user is linked to an Entra account (or created from one)."""
+
+    class Event(models.TextChoices):
+        LINKED = "linked"
+        CREATED = "created"
+
+    user = models.ForeignKey(User, on_delete=models.DB_CASCADE, related_name="entra_link_audits")
+    event = models.CharField(max_length=16, choices=Event)
+    tenant_id = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    matched_email = models.CharField(max_length=254, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = "entra_link_audits"
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.user_id} to {self.tenant_id}/{self.object_id}"
+
+
+class RefusedEntraLink(models.Model):
+    """A sign-in that could not be linked to a user: nothing changed, an operator decides."""
+
+    class Reason(models.TextChoices):
+        AMBIGUOUS_EMAIL = "ambiguous_email", "several users have this email"
+        LINKED_ELSEWHERE = "linked_elsewhere", "the user is linked to another Entra account"
+        INACTIVE = "inactive", "the user is inactive"
+        UNVERIFIED_EMAIL = "unverified_email", "the tenant does not own this email"
+        NO_ACCOUNT = "no_account", "no user to link and just-in-time creation is off"
+        NOT_FLAGGED = "not_flagged", "the user with this email is not awaiting Entra migration"
+
+    reason = models.CharField(max_length=32, choices=Reason)
+    tenant_id = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    email = models.CharField(max_length=254, blank=True, default="")
+    candidate_ids = models.JSONField(default=list, blank=True)
+    resolved = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = "entra_refused_links"
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.email or self.object_id}"
+
+
+class EntraTokenCache(models.Model):
+    """msal's token cache of one user (it holds a refresh token): Fernet-encrypted."""
+
+    user = models.OneToOneField(User, on_delete=models.DB_CASCADE, related_name="entra_token_cache")
+    ciphertext = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "entra_token_caches"
+
+    def __str__(self) -> str:
+        return f"token cache of {self.user_id}"
+
+
+class ProfilePhoto(models.Model):
+    """The user's Entra photo, served through the project (``profile_picture_url``)."""
+
+    user = models.OneToOneField(User, on_delete=models.DB_CASCADE, related_name="profile_photo")
+    content = models.BinaryField()
+    content_type = models.CharField(max_length=100)
+    etag = models.CharField(max_length=200, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "profile_photos"
+
+    def __str__(self) -> str:
+        return f"photo of {self.user_id}"

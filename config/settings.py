@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.entra.middleware.EntraTokenRenewalMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -122,7 +123,16 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.NoPasswordBackend"]
 AUTH_PASSWORD_VALIDATORS: list[dict] = []
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# Background work: django-tasks-db's database queue (run `manage.py db_worker`);
+# TASKS_BACKEND=immediate runs tasks inline (the demo, the tests).
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+}
+_task_backend = env.str("TASKS_BACKEND", default="database")
+if _task_backend not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASKS_BACKEND must be one of {', '.join(_TASK_BACKENDS)}, not {_task_backend!r}")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_task_backend], "QUEUES": ["default"]}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -142,3 +152,59 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
+
+# --- Microsoft Entra ID --------------------------------------------------------
+# Sign-in is configured when ENTRA_CLIENT_ID is set (or the local Entra is on);
+# then every value it needs must be present and well-formed.
+LOGIN_URL = "/auth/login/"
+LOGIN_REDIRECT_URL = "/account/"
+
+ENTRA_LOCAL = env_bool("ENTRA_LOCAL", False)
+if ENTRA_LOCAL and not DEBUG:
+    raise ImproperlyConfigured("ENTRA_LOCAL (the local stand-in for Entra) needs DEBUG=true")
+_local = ENTRA_LOCAL
+ENTRA_LOCAL_PORT = env.int("ENTRA_LOCAL_PORT", default=8443)
+ENTRA_LOCAL_DIR = BASE_DIR / "var" / "local-entra"
+
+ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default="11111111-2222-3333-4444-555555555555" if _local else "")
+ENTRA_ENABLED = bool(ENTRA_CLIENT_ID)
+ENTRA_TENANT_ID = env.str("ENTRA_TENANT_ID", default="7a3f0000-0000-4000-8000-00000000c0de" if _local else "")
+ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET", default="local-entra-secret" if _local else "")
+ENTRA_CLIENT_CERTIFICATE_FILE = env.str("ENTRA_CLIENT_CERTIFICATE_FILE", default="")
+ENTRA_CLIENT_CERTIFICATE_THUMBPRINT = env.str("ENTRA_CLIENT_CERTIFICATE_THUMBPRINT", default="")
+ENTRA_REDIRECT_URI = env.str("ENTRA_REDIRECT_URI", default="http://127.0.0.1:8000/auth/callback/" if _local else "")
+ENTRA_AUTHORITY_HOST = env.str(
+    "ENTRA_AUTHORITY_HOST",
+    default=f"https://127.0.0.1:{ENTRA_LOCAL_PORT}" if _local else "https://login.microsoftonline.com",
+).rstrip("/")
+GRAPH_URL = env.str(
+    "GRAPH_URL", default=f"https://127.0.0.1:{ENTRA_LOCAL_PORT}" if _local else "https://graph.microsoft.com"
+).rstrip("/")
+ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default=str(ENTRA_LOCAL_DIR / "ca.pem") if _local else "")
+ENTRA_ALLOWED_TENANTS = env.list("ENTRA_ALLOWED_TENANTS", default=[ENTRA_TENANT_ID] if ENTRA_TENANT_ID else [])
+ENTRA_API_AUDIENCE = env.str("ENTRA_API_AUDIENCE", default=f"api://{ENTRA_CLIENT_ID}" if ENTRA_CLIENT_ID else "")
+# The delegated scope (scp) or app role (roles) an API caller must have.
+ENTRA_API_SCOPE = env.str("ENTRA_API_SCOPE", default="access_as_user")
+ENTRA_API_APP_ROLE = env.str("ENTRA_API_APP_ROLE", default="Api.Read")
+# Which email domains each tenant owns: "tid=example.com|example.org;tid2=contoso.com".
+ENTRA_TENANT_DOMAINS = {
+    tid.strip(): [d.strip().lower() for d in domains.split("|") if d.strip()]
+    for tid, _, domains in (
+        part.partition("=") for part in env.str("ENTRA_TENANT_DOMAINS", default="").split(";") if part.strip()
+    )
+}
+if _local and not ENTRA_TENANT_DOMAINS:
+    ENTRA_TENANT_DOMAINS = {ENTRA_TENANT_ID: ["example.com"]}
+ENTRA_JIT_CREATE = env_bool("ENTRA_JIT_CREATE", False)
+ENTRA_STAFF_ROLES = env.list("ENTRA_STAFF_ROLES", default=["Platform.Staff"])
+ENTRA_SUPERUSER_ROLES = env.list("ENTRA_SUPERUSER_ROLES", default=["Platform.Admin"])
+ENTRA_CLOCK_SKEW_S = env.int("ENTRA_CLOCK_SKEW_S", default=120)
+ENTRA_KEYS_TTL_S = env.int("ENTRA_KEYS_TTL_S", default=24 * 3600)
+ENTRA_KEYS_MIN_REFRESH_S = env.int("ENTRA_KEYS_MIN_REFRESH_S", default=60)
+# Fernet key for the server-side msal token cache; derived from SECRET_KEY when unset.
+ENTRA_TOKEN_CACHE_KEY = env_secret("ENTRA_TOKEN_CACHE_KEY", default="")
+
+if ENTRA_ENABLED:
+    from accounts.entra.config import check_settings
+
+    check_settings(globals())

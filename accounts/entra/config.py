@@ -1,0 +1,150 @@
+"""Entra settings: checked once at start-up, read through ``entra_config()``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GRAPH_AUDIENCE = "00000003-0000-0000-c000-000000000000"
+
+
+def _url(name: str, value: str, *, https: bool) -> None:
+    parts = urlsplit(value)
+    schemes = {"https"} if https else {"http", "https"}
+    if parts.scheme not in schemes or not parts.hostname:
+        need = "an https:// URL" if https else "an absolute http(s):// URL"
+        raise ImproperlyConfigured(f"{name} must be {need}, not {value!r}")
+
+
+def check_settings(values: dict) -> None:
+    """Stop start-up, naming the variable, when Entra sign-in is misconfigured."""
+    if not values["ENTRA_TENANT_ID"]:
+        raise ImproperlyConfigured("ENTRA_TENANT_ID is required when ENTRA_CLIENT_ID is set")
+    for name in ("ENTRA_TENANT_ID", "ENTRA_CLIENT_ID"):
+        if not GUID.match(values[name]):
+            raise ImproperlyConfigured(f"{name} must be a GUID, not {values[name]!r}")
+    if not values["ENTRA_CLIENT_SECRET"] and not values["ENTRA_CLIENT_CERTIFICATE_FILE"]:
+        raise ImproperlyConfigured("ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE_FILE) is required")
+    if values["ENTRA_CLIENT_CERTIFICATE_FILE"]:
+        if not Path(values["ENTRA_CLIENT_CERTIFICATE_FILE"]).is_file():
+            raise ImproperlyConfigured("ENTRA_CLIENT_CERTIFICATE_FILE: no such file")
+        if not values["ENTRA_CLIENT_CERTIFICATE_THUMBPRINT"]:
+            raise ImproperlyConfigured("ENTRA_CLIENT_CERTIFICATE_THUMBPRINT is required with a certificate")
+    if not values["ENTRA_REDIRECT_URI"]:
+        raise ImproperlyConfigured("ENTRA_REDIRECT_URI is required")
+    _url("ENTRA_REDIRECT_URI", values["ENTRA_REDIRECT_URI"], https=False)
+    _url("ENTRA_AUTHORITY_HOST", values["ENTRA_AUTHORITY_HOST"], https=True)
+    _url("GRAPH_URL", values["GRAPH_URL"], https=True)
+    for tenant in values["ENTRA_ALLOWED_TENANTS"]:
+        if not GUID.match(tenant):
+            raise ImproperlyConfigured(f"ENTRA_ALLOWED_TENANTS must list tenant GUIDs, not {tenant!r}")
+    for tenant in values["ENTRA_TENANT_DOMAINS"]:
+        if not GUID.match(tenant):
+            raise ImproperlyConfigured(f"ENTRA_TENANT_DOMAINS: {tenant!r} is not a tenant GUID")
+    if not values["ENTRA_API_AUDIENCE"]:
+        raise ImproperlyConfigured("ENTRA_API_AUDIENCE is required")
+    bundle = values["ENTRA_CA_BUNDLE"]
+    if bundle and not values["ENTRA_LOCAL"] and not Path(bundle).is_file():
+        raise ImproperlyConfigured(f"ENTRA_CA_BUNDLE: no such file {bundle!r}")
+    key = values["ENTRA_TOKEN_CACHE_KEY"]
+    if key:
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured("ENTRA_TOKEN_CACHE_KEY must be a Fernet key (32 url-safe base64 bytes)") from exc
+
+
+@dataclass(frozen=True)
+class EntraConfig:
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    authority_host: str
+    graph_url: str
+    ca_bundle: str | None
+    allowed_tenants: tuple[str, ...]
+    api_audience: str
+    api_scope: str
+    api_app_role: str
+    tenant_domains: dict[str, list[str]]
+    jit_create: bool
+    staff_roles: frozenset[str]
+    superuser_roles: frozenset[str]
+    clock_skew_s: int
+    keys_ttl_s: int
+    keys_min_refresh_s: int
+    local: bool
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    def issuer(self, tenant_id: str) -> str:
+        return f"{self.authority_host}/{tenant_id}/v2.0"
+
+    def v1_issuer(self, tenant_id: str) -> str:
+        return f"https://sts.windows.net/{tenant_id}/"
+
+    def jwks_uri(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}/discovery/v2.0/keys"
+
+    @property
+    def is_microsoft_host(self) -> bool:
+        host = urlsplit(self.authority_host).hostname or ""
+        return host.endswith((".microsoftonline.com", ".microsoftonline.us", ".partner.microsoftonline.cn"))
+
+    @property
+    def api_audiences(self) -> frozenset[str]:
+        return frozenset({self.api_audience, self.client_id, f"api://{self.client_id}"})
+
+
+@cache
+def entra_config() -> EntraConfig:
+    from django.conf import settings
+
+    if not settings.ENTRA_ENABLED:
+        raise ImproperlyConfigured("Entra sign-in is not configured: set ENTRA_CLIENT_ID and the other ENTRA_* values")
+    return EntraConfig(
+        tenant_id=settings.ENTRA_TENANT_ID,
+        client_id=settings.ENTRA_CLIENT_ID,
+        client_secret=settings.ENTRA_CLIENT_SECRET,
+        redirect_uri=settings.ENTRA_REDIRECT_URI,
+        authority_host=settings.ENTRA_AUTHORITY_HOST.rstrip("/"),
+        graph_url=settings.GRAPH_URL.rstrip("/"),
+        ca_bundle=settings.ENTRA_CA_BUNDLE or None,
+        allowed_tenants=tuple(settings.ENTRA_ALLOWED_TENANTS),
+        api_audience=settings.ENTRA_API_AUDIENCE,
+        api_scope=settings.ENTRA_API_SCOPE,
+        api_app_role=settings.ENTRA_API_APP_ROLE,
+        tenant_domains={k: [d.lower() for d in v] for k, v in settings.ENTRA_TENANT_DOMAINS.items()},
+        jit_create=settings.ENTRA_JIT_CREATE,
+        staff_roles=frozenset(settings.ENTRA_STAFF_ROLES),
+        superuser_roles=frozenset(settings.ENTRA_SUPERUSER_ROLES),
+        clock_skew_s=settings.ENTRA_CLOCK_SKEW_S,
+        keys_ttl_s=settings.ENTRA_KEYS_TTL_S,
+        keys_min_refresh_s=settings.ENTRA_KEYS_MIN_REFRESH_S,
+        local=settings.ENTRA_LOCAL,
+    )
+
+
+def _reset(*, setting: str, **kwargs) -> None:
+    if setting.startswith(("ENTRA_", "GRAPH_")):
+        entra_config.cache_clear()
+        from accounts.entra import keys
+
+        keys.reset_key_cache()
+
+
+def connect_test_signals() -> None:
+    from django.test.signals import setting_changed
+
+    setting_changed.connect(_reset, dispatch_uid="accounts.entra.config.reset")

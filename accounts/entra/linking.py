@@ -1,0 +1,153 @@
+"""Who signs in: the user linked to (tid, oid), or the one user it is safe to link.
+
+Once linked, email never matters again. Linking by email happens at most once
+per user, only for a user flagged as requiring Entra migration, and only when
+the token's tenant owns the address: its domain is listed for that tenant, or
+Entra marks the domain verified (``xms_edov``). An address asserted by any
+other tenant is never trusted (the "nOAuth" takeover).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.entra.config import EntraConfig, entra_config
+from accounts.models import EntraLinkAudit, RefusedEntraLink, User, UserPreferences
+
+logger = logging.getLogger("accounts.entra.linking")
+Reason = RefusedEntraLink.Reason
+
+
+class SignInRefused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def claimed_email(claims: dict) -> str:
+    return (claims.get("email") or claims.get("preferred_username") or "").strip()
+
+
+def tenant_owns_email(*, claims: dict, email: str, config: EntraConfig) -> bool:
+    if claims.get("xms_edov") is True:
+        return True
+    domain = email.rpartition("@")[2].lower()
+    return bool(domain) and domain in config.tenant_domains.get(claims["tid"], [])
+
+
+def _refuse(*, reason: str, claims: dict, email: str, candidates: list[int], message: str) -> SignInRefused:
+    RefusedEntraLink.objects.create(
+        reason=reason, tenant_id=claims["tid"], object_id=claims["oid"], email=email, candidate_ids=candidates
+    )
+    logger.warning("Entra sign-in refused (%s) for tenant %s object %s", reason, claims["tid"], claims["oid"])
+    return SignInRefused(reason, message)
+
+
+def apply_roles(*, user: User, roles: list[str], config: EntraConfig) -> None:
+    """Entra app roles decide staff and superuser status, at every sign-in."""
+    granted = set(roles)
+    user.is_superuser = bool(granted & config.superuser_roles)
+    user.is_staff = user.is_superuser or bool(granted & config.staff_roles)
+
+
+def resolve_sign_in(*, claims: dict, config: EntraConfig | None = None) -> User:
+    """The user these validated ID-token claims sign in, linking or creating one if safe.
+
+    Raises ``SignInRefused`` (recorded for the admin, nothing else changed).
+    """
+    config = config or entra_config()
+    tid, oid = claims["tid"], claims["oid"].lower()
+    email = claimed_email(claims)
+    try:
+        with transaction.atomic():
+            user = _find_or_link(claims=claims, tid=tid, oid=oid, email=email, config=config)
+            apply_roles(user=user, roles=list(claims.get("roles") or []), config=config)
+            user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
+            return user
+    except _Refusal as refusal:
+        raise _refuse(
+            reason=refusal.reason, claims=claims, email=email, candidates=refusal.candidates, message=refusal.message
+        ) from None
+
+
+class _Refusal(Exception):
+    def __init__(self, reason: str, message: str, candidates: list[int] | None = None) -> None:
+        self.reason, self.message, self.candidates = reason, message, candidates or []
+
+
+def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: EntraConfig) -> User:
+    linked = User.objects.select_for_update().filter(azure_entra_id=oid).first()
+    if linked is not None:
+        if linked.azure_tenant_id != tid:
+            raise _Refusal(Reason.LINKED_ELSEWHERE, "This account is linked to another directory.", [linked.pk])
+        if not linked.is_active:
+            raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", [linked.pk])
+        return linked
+
+    matches = (
+        list(
+            User.objects.select_for_update()
+            .annotate(email_lower=Lower("email"))
+            .filter(email_lower=email.lower())
+            .order_by("pk")
+        )
+        if email
+        else []
+    )
+    ids = [u.pk for u in matches]
+    if len(matches) > 1:
+        raise _Refusal(
+            Reason.AMBIGUOUS_EMAIL,
+            "Several accounts use this email address; an administrator must resolve it before you can sign in.",
+            ids,
+        )
+    if matches:
+        user = matches[0]
+        if user.azure_entra_id is not None:
+            raise _Refusal(Reason.LINKED_ELSEWHERE, "The account with this email is linked to another identity.", ids)
+        if not user.is_active:
+            raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", ids)
+        if not user.requires_entra_migration:
+            raise _Refusal(Reason.NOT_FLAGGED, "The account with this email is not awaiting Entra sign-in.", ids)
+        if not tenant_owns_email(claims=claims, email=email, config=config):
+            raise _Refusal(Reason.UNVERIFIED_EMAIL, "Your directory is not known to own this email address.", ids)
+        user.azure_entra_id = oid
+        user.azure_tenant_id = tid
+        user.requires_entra_migration = False
+        user.entra_linked_at = timezone.now()
+        user.save(
+            update_fields=[
+                "azure_entra_id",
+                "azure_tenant_id",
+                "requires_entra_migration",
+                "entra_linked_at",
+                "updated_at",
+            ]
+        )
+        UserPreferences.objects.get_or_create(user=user)
+        EntraLinkAudit.objects.create(
+            user=user, event=EntraLinkAudit.Event.LINKED, tenant_id=tid, object_id=oid, matched_email=email
+        )
+        return user
+
+    if not config.jit_create:
+        raise _Refusal(Reason.NO_ACCOUNT, "There is no account for you here. Ask an administrator for access.")
+    if not email or not tenant_owns_email(claims=claims, email=email, config=config):
+        raise _Refusal(Reason.UNVERIFIED_EMAIL, "Your directory is not known to own this email address.")
+    user = User.objects.create(
+        email=email,
+        full_name=claims.get("name") or "",
+        azure_entra_id=oid,
+        azure_tenant_id=tid,
+        entra_linked_at=timezone.now(),
+    )
+    UserPreferences.objects.create(user=user)
+    EntraLinkAudit.objects.create(
+        user=user, event=EntraLinkAudit.Event.CREATED, tenant_id=tid, object_id=oid, matched_email=email
+    )
+    return user

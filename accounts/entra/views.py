@@ -1,0 +1,135 @@
+"""Sign-in, sign-out, the account page and the bearer-token API: thin views."""
+
+from __future__ import annotations
+
+import logging
+
+from django import forms
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.entra import signin
+from accounts.entra.config import entra_config
+from accounts.entra.tokens import TokenError, validate_access_token
+from accounts.models import ProfilePhoto, User, UserPreferences
+from accounts.tasks import sync_profile_after_sign_in
+
+logger = logging.getLogger("accounts.entra.views")
+BACKEND = "accounts.backends.NoPasswordBackend"
+
+
+def _error(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
+    return render(request, "accounts/sign_in_error.html", {"message": message}, status=status)
+
+
+@require_GET
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = request.GET.get("next") or reverse("account")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return _error(request, "The page to return to after signing in must be on this site.")
+    return redirect(signin.start_sign_in(session=request.session, next_url=next_url))
+
+
+@require_GET
+def callback_view(request: HttpRequest) -> HttpResponse:
+    try:
+        user, next_url, _ = signin.complete_sign_in(session=request.session, params=request.GET.dict())
+    except signin.SignInError as exc:
+        return _error(request, exc.message, status=403 if exc.reason not in {"state", "error", "code"} else 400)
+    login(request, user, backend=BACKEND)
+    transaction.on_commit(lambda: sync_profile_after_sign_in.enqueue(user.pk))
+    return redirect(next_url)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    hint = request.session.get("entra_logout_hint", "")
+    logout(request)
+    if not user.is_authenticated:
+        return redirect("/")
+    post_logout = request.build_absolute_uri(reverse("signed-out"))
+    return redirect(
+        signin.sign_out_url(user=user, logout_hint=hint or user.email, post_logout_redirect_uri=post_logout)
+    )
+
+
+def signed_out_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signed_out.html")
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = UserPreferences
+        fields = ["theme", "language", "email_notifications", "in_app_notifications", "notify_on_sync_failure"]
+
+
+@login_required
+def account_view(request: HttpRequest) -> HttpResponse:
+    preferences, _ = UserPreferences.objects.get_or_create(user=request.user)
+    form = PreferencesForm(request.POST or None, instance=preferences)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return redirect("account")
+    return render(request, "accounts/account.html", {"form": form, "profile": request.user})
+
+
+@login_required
+def photo_view(request: HttpRequest) -> HttpResponse:
+    photo = ProfilePhoto.objects.filter(user=request.user).first()
+    if photo is None:
+        return HttpResponse(status=404)
+    if photo.etag and request.headers.get("If-None-Match") == photo.etag:
+        return HttpResponse(status=304)
+    response = HttpResponse(bytes(photo.content), content_type=photo.content_type)
+    response["ETag"] = photo.etag
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _bearer_error(error: str, description: str, status: int) -> JsonResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    safe = description.replace('"', "'")
+    response["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{safe}"'
+    return response
+
+
+def api_me_view(request: HttpRequest) -> JsonResponse:
+    """The caller's profile, for API clients holding an access token for this API."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        response = JsonResponse(
+            {"error": "invalid_request", "error_description": "a bearer token is required"}, status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    try:
+        claims = validate_access_token(token.strip(), config=entra_config())
+    except TokenError as exc:
+        logger.info("API token rejected: %s", exc.description)
+        return _bearer_error(exc.error, exc.description, 403 if exc.error == "insufficient_scope" else 401)
+    user = User.objects.filter(
+        azure_entra_id=claims["oid"].lower(), azure_tenant_id=claims["tid"], is_active=True
+    ).first()
+    if user is None:
+        return _bearer_error("insufficient_scope", "no active account here is linked to this identity", 403)
+    return JsonResponse(
+        {
+            "id": user.pk,
+            "email": user.email,
+            "name": user.full_name,
+            "organization": user.organization,
+            "department": user.department,
+            "tenant_id": user.azure_tenant_id,
+            "entra_object_id": user.azure_entra_id,
+            "profile_picture_url": user.profile_picture_url,
+        }
+    )
