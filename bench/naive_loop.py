@@ -20,7 +20,7 @@ import django
 
 django.setup()
 
-from accounts.models import LegacyRefreshToken, User, UserPreferences  # noqa: E402
+from accounts.models import LegacyRefreshToken, User, UserPreferences
 
 
 def main(limit: int) -> None:
