@@ -151,6 +151,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # msal's and urllib3's debug output carries authorization codes and URLs:
+    # never below WARNING, whatever LOG_LEVEL says.
+    "loggers": {name: {"level": "WARNING"} for name in ("msal", "urllib3")},
 }
 
 # --- Microsoft Entra ID --------------------------------------------------------
@@ -195,7 +198,7 @@ ENTRA_TENANT_DOMAINS = {
 }
 if _local and not ENTRA_TENANT_DOMAINS:
     ENTRA_TENANT_DOMAINS = {ENTRA_TENANT_ID: ["example.com"]}
-ENTRA_JIT_CREATE = env_bool("ENTRA_JIT_CREATE", False)
+ENTRA_JIT_CREATE = env_bool("ENTRA_JIT_CREATE", _local)
 ENTRA_STAFF_ROLES = env.list("ENTRA_STAFF_ROLES", default=["Platform.Staff"])
 ENTRA_SUPERUSER_ROLES = env.list("ENTRA_SUPERUSER_ROLES", default=["Platform.Admin"])
 ENTRA_CLOCK_SKEW_S = env.int("ENTRA_CLOCK_SKEW_S", default=120)

@@ -86,7 +86,10 @@ class EntraConfig:
 
     @property
     def authority(self) -> str:
-        return f"{self.authority_host}/{self.tenant_id}"
+        # Users of other allowed tenants get tokens of their own tenant only
+        # through the multi-tenant endpoint; the allow-list is checked on every token.
+        multi = set(self.allowed_tenants) - {self.tenant_id}
+        return f"{self.authority_host}/{'organizations' if multi else self.tenant_id}"
 
     def issuer(self, tenant_id: str) -> str:
         return f"{self.authority_host}/{tenant_id}/v2.0"

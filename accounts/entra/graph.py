@@ -34,7 +34,8 @@ def sync_profile(*, user: User, token: str, app_only: bool = False) -> list[str]
     The photo is fetched again only when its ETag changed.
     """
     base = f"users/{user.azure_entra_id}" if app_only else "me"
-    response = _get(base, token)
+    # Graph returns companyName and department only when asked for.
+    response = _get(f"{base}?$select=id,displayName,mail,userPrincipalName,companyName,department", token)
     if response.status_code == 404:
         raise GraphError("Graph does not know this user")
     profile = response.json()

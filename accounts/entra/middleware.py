@@ -29,7 +29,7 @@ class EntraTokenRenewalMiddleware:
         ):
             from accounts.entra.signin import renew_access_token
 
-            if renew_access_token(user=user) is None:
+            if renew_access_token(user=user, force=True) is None:
                 logout(request)
                 return redirect(f"{settings.LOGIN_URL}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+import warnings
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -116,9 +117,13 @@ def record_tokens(*, user: User, result: dict) -> None:
 def start_sign_in(*, session, next_url: str) -> str:
     """Begin a flow for this tab; return the URL to send the browser to."""
     config = entra_config()
-    flow = build_app(config=config).initiate_auth_code_flow(
-        scopes=SCOPES, redirect_uri=config.redirect_uri, response_mode="query"
-    )
+    with warnings.catch_warnings():
+        # msal recommends form_post; the redirect stays a GET so that the session
+        # cookie (SameSite=Lax) comes with it and the callback needs no CSRF exemption.
+        warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+        flow = build_app(config=config).initiate_auth_code_flow(
+            scopes=SCOPES, redirect_uri=config.redirect_uri, response_mode="query"
+        )
     now = time.time()
     flows = {state: entry for state, entry in session.get(FLOWS_KEY, {}).items() if now - entry["at"] < FLOW_TTL_S}
     flows[flow["state"]] = {"flow": flow, "next": next_url, "at": now}
