@@ -48,12 +48,13 @@ class SignInError(Exception):
         self.reason = reason
 
 
-def build_app(*, cache: msal.TokenCache | None = None, config: EntraConfig | None = None):
+def build_app(*, cache: msal.TokenCache | None = None, config: EntraConfig | None = None, app_only: bool = False):
+    """msal's app. ``app_only``: for the app's own tokens, which come from the home tenant."""
     config = config or entra_config()
     return msal.ConfidentialClientApplication(
         config.client_id,
         client_credential=config.client_secret or _certificate_credential(),
-        authority=config.authority,
+        authority=f"{config.authority_host}/{config.tenant_id}" if app_only else config.authority,
         token_cache=cache,
         http_client=http.session(ca_bundle=config.ca_bundle),
         http_cache=_MSAL_HTTP_CACHE,

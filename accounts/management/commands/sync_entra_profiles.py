@@ -22,7 +22,9 @@ class Command(BaseCommand):
         from accounts.entra.config import entra_config
 
         config = entra_config()
-        result = build_app(config=config).acquire_token_for_client(scopes=[f"{config.graph_url}/.default"])
+        result = build_app(config=config, app_only=True).acquire_token_for_client(
+            scopes=[f"{config.graph_url}/.default"]
+        )
         if "access_token" not in result:
             raise CommandError(f"No app token for Graph: {result.get('error')}: {result.get('error_description', '')}")
         users = User.objects.linked_to_entra().order_by("pk")
