@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="account", permanent=False)),
     # The admin signs in through Entra like everyone else: there are no passwords.
     path("admin/login/", RedirectView.as_view(url="/auth/login/?next=/admin/", permanent=False)),
+    path("admin/logout/", entra.logout_view),  # signs out of Entra too
     path("admin/", admin.site.urls),
     path("auth/login/", entra.login_view, name="login"),
     path("auth/callback/", entra.callback_view, name="callback"),

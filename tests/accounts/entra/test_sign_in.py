@@ -78,6 +78,14 @@ def test_admin_sign_in_goes_through_entra(client):
     assert response["Location"] == "/auth/login/?next=/admin/"
 
 
+def test_admin_sign_out_signs_out_of_entra_too(browser, entra):
+    legacy_user("admin@example.com")
+    browser.sign_in(ADMIN)
+    response = browser.client.post("/admin/logout/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"{entra.url}/{TENANT}/oauth2/v2.0/logout?")
+
+
 def refused(response, reason: str) -> RefusedEntraLink:
     assert response.status_code == 403, response.content
     assert b"Sign-in failed" in response.content
