@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -28,6 +30,22 @@ def _error(request: HttpRequest, message: str, *, status: int = 400) -> HttpResp
     return render(request, "accounts/sign_in_error.html", {"message": message}, status=status)
 
 
+def entra_required(view):
+    """503 with a clear message, not a 500, where Entra sign-in is not configured."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not settings.ENTRA_ENABLED:
+            message = "Sign-in with Microsoft Entra ID is not configured on this server (ENTRA_CLIENT_ID)."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"error": "temporarily_unavailable", "error_description": message}, status=503)
+            return _error(request, message, status=503)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@entra_required
 @require_GET
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = request.GET.get("next") or reverse("account")
@@ -38,6 +56,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return redirect(signin.start_sign_in(session=request.session, next_url=next_url))
 
 
+@entra_required
 @require_GET
 def callback_view(request: HttpRequest) -> HttpResponse:
     try:
@@ -56,6 +75,8 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
     if not user.is_authenticated:
         return redirect("/")
+    if not settings.ENTRA_ENABLED:
+        return redirect("signed-out")
     post_logout = request.build_absolute_uri(reverse("signed-out"))
     return redirect(
         signin.sign_out_url(user=user, logout_hint=hint or user.email, post_logout_redirect_uri=post_logout)
@@ -102,6 +123,7 @@ def _bearer_error(error: str, description: str, status: int) -> JsonResponse:
     return response
 
 
+@entra_required
 def api_me_view(request: HttpRequest) -> JsonResponse:
     """The caller's profile, for API clients holding an access token for this API."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

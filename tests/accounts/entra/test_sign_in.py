@@ -208,3 +208,52 @@ def test_sign_in_works_when_a_machine_wide_ca_bundle_is_set(browser, monkeypatch
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     legacy_user("alice@example.com")
     assert browser.sign_in(ALICE).status_code == 302
+
+
+def test_preferences_are_edited_on_the_account_page(browser):
+    alice = legacy_user("alice@example.com")
+    browser.sign_in(ALICE)
+    response = browser.client.post(
+        "/account/", {"theme": "dark", "language": "de", "email_notifications": "on", "notify_on_sync_failure": "on"}
+    )
+    assert response.status_code == 302
+    prefs = UserPreferences.objects.get(user=alice)
+    assert (prefs.theme, prefs.language, prefs.email_notifications, prefs.in_app_notifications) == (
+        "dark",
+        "de",
+        True,
+        False,
+    )
+
+
+def test_a_graph_failure_never_blocks_sign_in(browser, settings, django_capture_on_commit_callbacks, caplog):
+    alice = legacy_user("alice@example.com")
+    settings.GRAPH_URL = "https://127.0.0.1:9"  # nothing listens there
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.sign_in(ALICE)
+    assert response.status_code == 302
+    assert browser.client.get("/account/").status_code == 200
+    alice.refresh_from_db()
+    assert alice.azure_entra_id == ALICE.oid and alice.organization is None
+    assert "profile sync of user" in caplog.text
+
+
+def test_key_rotation_mid_session(browser, entra):
+    from accounts.entra.keys import key_cache
+
+    legacy_user("alice@example.com")
+    assert browser.sign_in(ALICE).status_code == 302
+    old_kid = entra.current_kid
+    entra.rotate_keys()
+    assert entra.current_kid != old_kid
+    key_cache()._attempted_at -= 61  # a minute later
+    browser.client.logout()
+    assert browser.sign_in(ALICE).status_code == 302
+
+
+@pytest.mark.parametrize("path", ["/auth/login/", "/auth/callback/?state=x&code=y", "/api/me"])
+def test_without_entra_configuration_sign_in_answers_503_not_500(client, settings, path):
+    settings.ENTRA_ENABLED = False
+    response = client.get(path)
+    assert response.status_code == 503
+    assert b"not configured" in response.content
