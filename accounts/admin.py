@@ -144,20 +144,18 @@ class UserAdmin(admin.ModelAdmin):
 
     @admin.action(description="Mark as requiring Entra migration", permissions=["change"])
     def mark_requires_entra_migration(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        selected = queryset.count()
-        changed = set_entra_migration_flag(users=queryset, required=True)
-        message = f"Marked {changed} {model_ngettext(self.opts, changed)} as requiring Entra migration"
-        if unchanged := selected - changed:
-            message += f"; {unchanged} already did"
-        self.message_user(request, f"{message}.", messages.SUCCESS)
+        self._set_flag(request, queryset, True, "Marked {} as requiring Entra migration", "already did")
 
     @admin.action(description="Clear the Entra migration flag", permissions=["change"])
     def clear_requires_entra_migration(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._set_flag(request, queryset, False, "Cleared the Entra migration flag on {}", "did not have it")
+
+    def _set_flag(self, request, queryset: QuerySet[User], required: bool, done: str, unchanged_note: str) -> None:
         selected = queryset.count()
-        changed = set_entra_migration_flag(users=queryset, required=False)
-        message = f"Cleared the Entra migration flag on {changed} {model_ngettext(self.opts, changed)}"
+        changed = set_entra_migration_flag(users=queryset, required=required)
+        message = done.format(f"{changed} {model_ngettext(self.opts, changed)}")
         if unchanged := selected - changed:
-            message += f"; {unchanged} did not have it"
+            message += f"; {unchanged} {unchanged_note}"
         self.message_user(request, f"{message}.", messages.SUCCESS)
 
 

@@ -151,6 +151,16 @@ def migrated_db(migrated_template, tmp_path):
     _drop(db)
 
 
+@pytest.fixture
+def operator(client, db):
+    """A superuser signed in to the admin (as Entra sign-in would have done)."""
+    from accounts.models import User
+
+    user = User.objects.create_superuser("admin@example.com")
+    client.force_login(user)
+    return user
+
+
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="PostgreSQL only: run with DATABASE_URL=postgres://…")
     if not is_postgres():

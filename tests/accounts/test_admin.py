@@ -17,13 +17,6 @@ CHANGELIST = reverse("admin:accounts_user_changelist")
 
 
 @pytest.fixture
-def operator(client):
-    user = User.objects.create_superuser("admin@example.com")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def alice():
     """Linked to Entra, migration done."""
     return User.objects.create_user(

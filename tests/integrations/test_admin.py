@@ -20,13 +20,6 @@ Status = GitHubSyncRecord.Status
 
 
 @pytest.fixture
-def operator(client):
-    user = User.objects.create_superuser("admin@example.com")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def owner():
     return User.objects.create_user("owner@example.com")
 

@@ -19,13 +19,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:realtime_websocketsession_changelist")
 
 
-@pytest.fixture
-def operator(client):
-    user = User.objects.create_superuser("admin@example.com")
-    client.force_login(user)
-    return user
-
-
 def session(user: User, address: str, *, disconnected: bool) -> WebSocketSession:
     now = timezone.now()
     return WebSocketSession.objects.create(
