@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -21,8 +20,6 @@ from django.utils.crypto import salted_hmac
 
 from accounts.db.fields import FixedCharField
 
-TOKEN_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 def hash_token(token: str) -> str:
     """The keyed hash kept in place of a token: HMAC-SHA256, 64 hex digits."""
@@ -32,9 +29,6 @@ def hash_token(token: str) -> str:
 class UserQuerySet(models.QuerySet):
     def linked_to_entra(self) -> UserQuerySet:
         return self.filter(azure_entra_id__isnull=False)
-
-    def requiring_entra_migration(self) -> UserQuerySet:
-        return self.filter(requires_entra_migration=True)
 
     def by_email(self, email: str) -> UserQuerySet:
         return self.annotate(email_lower=Lower("email")).filter(email_lower=email.lower())

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-GRAPH_AUDIENCE = "00000003-0000-0000-c000-000000000000"
 
 
 def _url(name: str, value: str, *, https: bool) -> None:

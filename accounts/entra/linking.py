@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.entra.config import EntraConfig, entra_config
@@ -89,16 +88,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
             raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", [linked.pk])
         return linked
 
-    matches = (
-        list(
-            User.objects.select_for_update()
-            .annotate(email_lower=Lower("email"))
-            .filter(email_lower=email.lower())
-            .order_by("pk")
-        )
-        if email
-        else []
-    )
+    matches = list(User.objects.select_for_update().by_email(email).order_by("pk")) if email else []
     ids = [u.pk for u in matches]
     if len(matches) > 1:
         raise _Refusal(
