@@ -21,6 +21,27 @@ def _url(name: str, value: str, *, https: bool) -> None:
         raise ImproperlyConfigured(f"{name} must be {need}, not {value!r}")
 
 
+def load_client_certificate(path: str) -> tuple[str, str]:
+    """(private key PEM, certificate PEM) from one PEM file holding both."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    name = "ENTRA_CLIENT_CERTIFICATE_FILE"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}: cannot read {path}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+        certificate = x509.load_pem_x509_certificate(data)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} must be a PEM file with the private key and the certificate") from exc
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def check_settings(values: dict) -> None:
     """Stop start-up, naming the variable, when Entra sign-in is misconfigured."""
     if not values["ENTRA_TENANT_ID"]:
@@ -31,10 +52,7 @@ def check_settings(values: dict) -> None:
     if not values["ENTRA_CLIENT_SECRET"] and not values["ENTRA_CLIENT_CERTIFICATE_FILE"]:
         raise ImproperlyConfigured("ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE_FILE) is required")
     if values["ENTRA_CLIENT_CERTIFICATE_FILE"]:
-        if not Path(values["ENTRA_CLIENT_CERTIFICATE_FILE"]).is_file():
-            raise ImproperlyConfigured("ENTRA_CLIENT_CERTIFICATE_FILE: no such file")
-        if not values["ENTRA_CLIENT_CERTIFICATE_THUMBPRINT"]:
-            raise ImproperlyConfigured("ENTRA_CLIENT_CERTIFICATE_THUMBPRINT is required with a certificate")
+        load_client_certificate(values["ENTRA_CLIENT_CERTIFICATE_FILE"])
     if not values["ENTRA_REDIRECT_URI"]:
         raise ImproperlyConfigured("ENTRA_REDIRECT_URI is required")
     _url("ENTRA_REDIRECT_URI", values["ENTRA_REDIRECT_URI"], https=False)

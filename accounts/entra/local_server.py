@@ -466,6 +466,9 @@ class LocalEntra:
         # that tenant's tid and their oid there). By default any user may sign in anywhere; strict_tenants
         # keeps a concrete tenant's page to its own users.
         self.strict_tenants = strict_tenants
+        # Certificates registered for the app: a client may authenticate with a
+        # signed assertion (private_key_jwt) instead of the secret.
+        self.client_certificates: list[x509.Certificate] = []
 
         self.issued: list[str] = []
         self.jwks_requests = 0
@@ -1077,6 +1080,8 @@ class LocalEntra:
         return _json(200, answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def _authenticate_client(self, form: dict[str, str], authorization: str | None) -> None:
+        if form.get("client_assertion"):
+            return self._authenticate_client_assertion(form)
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization.lower().startswith("basic "):
             try:
@@ -1110,6 +1115,50 @@ class LocalEntra:
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
                 f"value, not the client secret ID, for a secret added to app '{self.client_id}'.",
                 status=401,
+            )
+
+    def _authenticate_client_assertion(self, form: dict[str, str]) -> None:
+        """private_key_jwt: an RS256 or PS256 assertion signed with a registered certificate's key."""
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            raise _OAuthError("invalid_request", 90002, "client_assertion_type must be jwt-bearer.")
+        assertion = form["client_assertion"]
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise _OAuthError("invalid_client", 700025, "Client assertion is malformed.", status=401) from None
+        for certificate in self.client_certificates:
+            thumbprints = {
+                "x5t#S256": base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).rstrip(b"=").decode(),
+                "x5t": base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA1())).rstrip(b"=").decode(),  # noqa: S303 (Entra's x5t is SHA-1)
+            }
+            if any(str(header.get(name, "")).rstrip("=") == value for name, value in thumbprints.items()):
+                break
+        else:
+            raise _OAuthError(
+                "invalid_client",
+                700027,
+                "The certificate with identifier used to sign the client assertion is not registered on application.",
+                status=401,
+            )
+        try:
+            claims = jwt.decode(
+                assertion,
+                certificate.public_key(),
+                algorithms=["RS256", "PS256"],
+                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise _OAuthError(
+                "invalid_client", 700027, f"Client assertion failed signature validation: {exc}", status=401
+            ) from None
+        audience = claims["aud"]
+        if not (
+            isinstance(audience, str) and audience.startswith(self.url) and audience.endswith("/oauth2/v2.0/token")
+        ):
+            raise _OAuthError("invalid_client", 700024, "Client assertion audience claim does not match.", status=401)
+        if claims["iss"] != self.client_id or claims["sub"] != self.client_id:
+            raise _OAuthError(
+                "unauthorized_client", 700016, "Client assertion is not for this application.", status=401
             )
 
     def _redeem_code(self, form: dict[str, str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.entra import http
-from accounts.entra.config import EntraConfig, entra_config
+from accounts.entra.config import EntraConfig, entra_config, load_client_certificate
 from accounts.entra.linking import SignInRefused, resolve_sign_in
 from accounts.entra.tokens import TokenError, expected_nonce, validate_id_token
 from accounts.models import EntraTokenCache, User, hash_token
@@ -65,8 +65,13 @@ def build_app(*, cache: msal.TokenCache | None = None, config: EntraConfig | Non
 
 
 def _certificate_credential() -> dict:
-    with open(settings.ENTRA_CLIENT_CERTIFICATE_FILE) as pem:
-        return {"private_key": pem.read(), "thumbprint": settings.ENTRA_CLIENT_CERTIFICATE_THUMBPRINT}
+    """A signed client assertion instead of a secret: PS256 with the certificate's SHA-256
+    thumbprint, or RS256 with a SHA-1 thumbprint where ENTRA_CLIENT_CERTIFICATE_THUMBPRINT says so."""
+    private_key, certificate = load_client_certificate(settings.ENTRA_CLIENT_CERTIFICATE_FILE)
+    credential = {"private_key": private_key, "public_certificate": certificate}
+    if settings.ENTRA_CLIENT_CERTIFICATE_THUMBPRINT:
+        credential["thumbprint"] = settings.ENTRA_CLIENT_CERTIFICATE_THUMBPRINT
+    return credential
 
 
 # --- The encrypted token cache --------------------------------------------------

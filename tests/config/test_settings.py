@@ -67,6 +67,10 @@ def test_defaults_start_on_the_embedded_sqlite_database():
         ),
         ({"SECRET_KEY": "x", **ENTRA, "ENTRA_CA_BUNDLE": "/nonexistent/ca.pem"}, "ENTRA_CA_BUNDLE: no such file"),
         ({"SECRET_KEY": "x", **ENTRA, "ENTRA_TOKEN_CACHE_KEY": "short"}, "ENTRA_TOKEN_CACHE_KEY must be a Fernet key"),
+        (
+            {"SECRET_KEY": "x", **ENTRA, "ENTRA_CLIENT_CERTIFICATE_FILE": str(ROOT / "README.md")},
+            "ENTRA_CLIENT_CERTIFICATE_FILE must be a PEM file with the private key and the certificate",
+        ),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(env, message):
