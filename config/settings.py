@@ -46,12 +46,6 @@ def env_secret(name: str, default: str | None = None) -> str | None:
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_secret("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105 (DEBUG only)
-
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 try:
@@ -65,6 +59,20 @@ if _engine == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "accounts.db.backends.postgresql"
 elif _engine != "django.db.backends.sqlite3":
     raise ImproperlyConfigured(f"DATABASE_URL: only postgres:// and sqlite:// are supported, not {_engine}")
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("SECRET_KEY is required with a PostgreSQL DATABASE_URL")
+    # The embedded default works from a fresh checkout: a key made once for it.
+    _key_file = BASE_DIR / "var" / "secret_key"
+    if not _key_file.exists():
+        import secrets
+
+        _key_file.parent.mkdir(exist_ok=True)
+        _key_file.touch(mode=0o600)
+        _key_file.write_text(secrets.token_urlsafe(50))
+    SECRET_KEY = _key_file.read_text().strip()
 
 # Migration safety on PostgreSQL: how long a DDL statement may wait for a lock
 # (a writer queued behind it waits as long), and how often migrate retries.

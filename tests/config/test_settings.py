@@ -30,15 +30,15 @@ def check(**env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_defaults_start_on_the_embedded_sqlite_database():
-    result = check(SECRET_KEY="x")
+def test_a_fresh_checkout_starts_on_the_embedded_sqlite_database():
+    result = check()
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "SECRET_KEY is required when DEBUG is off"),
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x"}, "SECRET_KEY is required with a PostgreSQL"),
         ({"SECRET_KEY": "x", "DEBUG": "maybe"}, "DEBUG must be true or false, not 'maybe'"),
         ({"SECRET_KEY": "x", "DATABASE_URL": "mysql2://nowhere/db"}, "DATABASE_URL"),
         (
