@@ -20,6 +20,7 @@ DEMO_USERS = [
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # serves no database
     help = (
         "Serve a local Entra ID (v2.0 endpoints, signed tokens, keys) and Graph (/v1.0/me, photo) over HTTPS on "
         "127.0.0.1, with a test CA, for trying sign-in on a machine without Microsoft. Needs DEBUG and ENTRA_LOCAL."

@@ -20,7 +20,14 @@ def free_port() -> int:
 
 def test_serves_discovery_over_https_with_its_test_ca(tmp_path):
     port = free_port()
-    env = {**os.environ, "DEBUG": "true", "ENTRA_LOCAL": "true", "ENTRA_LOCAL_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DEBUG": "true",
+        "ENTRA_LOCAL": "true",
+        "ENTRA_LOCAL_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "run_local_entra"],
         env=env,
@@ -52,8 +59,14 @@ def test_serves_discovery_over_https_with_its_test_ca(tmp_path):
     assert proc.returncode == 0
 
 
-def test_refuses_to_run_without_debug():
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "x", "ENTRA_LOCAL": "false"}
+def test_refuses_to_run_without_debug(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DEBUG": "false",
+        "SECRET_KEY": "x",
+        "ENTRA_LOCAL": "false",
+    }
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "run_local_entra"], env=env, cwd=ROOT, capture_output=True, text=True
     )
