@@ -244,8 +244,8 @@ def _read_sqlite(cursor) -> Catalog:
     return catalog
 
 
-def _expected_models(connection: BaseDatabaseWrapper) -> list:
-    state = MigrationExecutor(connection).loader.project_state()
+def _expected_models(executor: MigrationExecutor) -> list:
+    state = executor.loader.project_state()
     return [m for m in state.apps.get_models() if m._meta.managed and not m._meta.proxy]
 
 
@@ -288,9 +288,9 @@ def _expected_sqlite(connection: BaseDatabaseWrapper, models: list) -> Catalog:
         scratch.close()
 
 
-def read_catalogs(connection: BaseDatabaseWrapper) -> tuple[Catalog, Catalog]:
+def read_catalogs(connection: BaseDatabaseWrapper, executor: MigrationExecutor) -> tuple[Catalog, Catalog]:
     """(expected, live) catalogs of this connection's database."""
-    models = _expected_models(connection)
+    models = _expected_models(executor)
     if connection.vendor == "postgresql":
         expected = _expected_postgres(connection, models)
         with connection.cursor() as cursor:
@@ -577,8 +577,7 @@ def _compare_foreign_keys(expected: Catalog, live: Catalog, tables: set[str]) ->
 # --- Live-only checks ---------------------------------------------------------
 
 
-def check_migrations(connection: BaseDatabaseWrapper) -> list[Problem]:
-    executor = MigrationExecutor(connection)
+def check_migrations(executor: MigrationExecutor) -> list[Problem]:
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     return [
         Problem(
@@ -754,8 +753,10 @@ def validate(using: str = "default") -> Report:
     connection = connections[using]
     started = time.perf_counter()
     report = Report(vendor=connection.vendor)
-    report.problems += check_migrations(connection)
-    expected, live = read_catalogs(connection)
+    # One migration graph (read from disk and django_migrations) for both uses.
+    executor = MigrationExecutor(connection)
+    report.problems += check_migrations(executor)
+    expected, live = read_catalogs(connection, executor)
     report.problems += compare_schema(expected, live)
     report.problems += check_sequences(connection, expected, live)
     report.problems += check_orphans(connection, expected, live)
