@@ -37,7 +37,8 @@ Tests steer it through attributes (``jwks_down``, ``next_authorize_error``,
 play the browser with ``sign_in``.
 
 The server certificate comes from a CA kept in ``cert_dir`` (``ca.pem``), so a
-long-lived development CA can be trusted once.
+development CA can be trusted once a year; its name constraints keep it to
+localhost, 127.0.0.1 and ::1.
 """
 
 from __future__ import annotations
@@ -94,9 +95,16 @@ OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 TENANT_ALIASES = frozenset({"organizations", "common"})
 DEFAULT_API_SCOPE = "access_as_user"  # what a delegated "{api_audience}/.default" grants
 CODE_LIFETIME_S = 600
-CA_LIFETIME = timedelta(days=3650)
+# A CA someone trusts on their machine: a year, and name constraints so that it can
+# vouch for localhost, 127.0.0.1 and ::1 only, even if ca-key.pem leaks.
+CA_LIFETIME = timedelta(days=365)
+CA_PERMITTED_NAMES = (
+    x509.DNSName("localhost"),
+    x509.IPAddress(ipaddress.ip_network("127.0.0.1/32")),
+    x509.IPAddress(ipaddress.ip_network("::1/128")),
+)
 # Apple platforms refuse TLS server certificates valid for more than 825 days, even
-# under a locally trusted CA; the leaf is renewed from the long-lived CA instead.
+# under a locally trusted CA; the leaf is renewed from the CA (and ends with it).
 SERVER_CERT_LIFETIME = timedelta(days=825)
 SERVER_CERT_RENEW_BEFORE = timedelta(days=30)
 MAX_BODY_BYTES = 1 << 20
@@ -260,20 +268,26 @@ class _GraphError(Exception):
 def ensure_certificates(cert_dir: Path, *, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
     """Return (ca.pem, server.pem, server-key.pem) in ``cert_dir``, creating what is missing.
 
-    An existing CA is reused, so it needs to be trusted only once; the server
-    certificate is reissued from it (``ca-key.pem``) when it is missing, about to
-    expire, issued by another CA, or does not name ``host``.
+    An existing CA is reused, so it needs to be trusted only once a year; it is
+    replaced when it is about to expire or lacks the name constraints (made by an
+    earlier version). The server certificate is reissued from it (``ca-key.pem``)
+    when it is missing, about to expire, issued by another CA, or does not name ``host``.
     """
+    if not all(_is_permitted(name) for name in _san_entries(host)):
+        raise ValueError(f"the local Entra's CA vouches for localhost, 127.0.0.1 and ::1 only, not {host!r}")
     cert_dir = Path(cert_dir)
     cert_dir.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = cert_dir / "ca.pem", cert_dir / "server.pem", cert_dir / "server-key.pem"
     ca_key_path = cert_dir / "ca-key.pem"
     with _file_lock(cert_dir / ".lock"):
-        if not ca_path.exists():
+        ca_problem = _ca_problem(ca_path)
+        if ca_problem:
             ca_key = ec.generate_private_key(ec.SECP256R1())
             ca_cert = _make_ca(ca_key)
             _write_private_key(ca_key_path, ca_key)
             _write_atomic(ca_path, ca_cert.public_bytes(serialization.Encoding.PEM))
+            if ca_problem != "missing":
+                logger.warning("local Entra: replaced the test CA %s (%s); trust the new one", ca_path, ca_problem)
         ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
         problem = _server_cert_problem(cert_path, key_path, ca_cert, host)
         if problem:
@@ -308,6 +322,9 @@ def _make_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
         .not_valid_after(now + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
+            x509.NameConstraints(permitted_subtrees=list(CA_PERMITTED_NAMES), excluded_subtrees=None), critical=True
+        )
+        .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
@@ -324,6 +341,35 @@ def _make_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def _ca_problem(ca_path: Path) -> str | None:
+    if not ca_path.exists():
+        return "missing"
+    ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    try:
+        constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return "no name constraints"
+    if (
+        not constraints.critical
+        or set(constraints.value.permitted_subtrees or ()) != set(CA_PERMITTED_NAMES)
+        or constraints.value.excluded_subtrees
+    ):
+        return "other name constraints"
+    if ca_cert.not_valid_after_utc - ca_cert.not_valid_before_utc > CA_LIFETIME + timedelta(days=1):
+        return "valid for more than a year"
+    if ca_cert.not_valid_after_utc - datetime.now(UTC) < SERVER_CERT_RENEW_BEFORE:
+        return "expires soon"
+    return None
+
+
+def _is_permitted(name: x509.GeneralName) -> bool:
+    if isinstance(name, x509.IPAddress):
+        return any(
+            isinstance(permitted, x509.IPAddress) and name.value in permitted.value for permitted in CA_PERMITTED_NAMES
+        )
+    return name in CA_PERMITTED_NAMES
 
 
 def _san_entries(host: str) -> list[x509.GeneralName]:
