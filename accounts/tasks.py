@@ -13,7 +13,7 @@ logger = logging.getLogger("accounts.tasks")
 def sync_profile_after_sign_in(user_id: int) -> None:
     """Profile sync on sign-in, off the request: a Graph failure never blocks sign-in."""
     from accounts.entra.graph import GraphError, sync_profile
-    from accounts.entra.signin import renew_access_token
+    from accounts.entra.signin import EntraUnreachable, renew_access_token
     from accounts.models import User
 
     user = User.objects.filter(pk=user_id).first()
@@ -25,5 +25,5 @@ def sync_profile_after_sign_in(user_id: int) -> None:
             logger.info("no Graph token for user %s; profile not synced", user_id)
             return
         sync_profile(user=user, token=result["access_token"])
-    except (GraphError, OSError) as exc:
+    except (GraphError, EntraUnreachable, OSError) as exc:
         logger.warning("profile sync of user %s failed: %s", user_id, exc)

@@ -209,6 +209,12 @@ if _local and not ENTRA_TENANT_DOMAINS:
 ENTRA_JIT_CREATE = env_bool("ENTRA_JIT_CREATE", _local)
 ENTRA_STAFF_ROLES = env.list("ENTRA_STAFF_ROLES", default=["Platform.Staff"])
 ENTRA_SUPERUSER_ROLES = env.list("ENTRA_SUPERUSER_ROLES", default=["Platform.Admin"])
+# Tenants whose roles count for staff/superuser (default: the home tenant only).
+ENTRA_ADMIN_TENANTS = env.list("ENTRA_ADMIN_TENANTS", default=[])
+# When set, the API accepts access tokens only from these client ids (azp/appid).
+ENTRA_API_ALLOWED_CLIENTS = env.list("ENTRA_API_ALLOWED_CLIENTS", default=[])
+# Sign-ins one client address may start a minute (each one writes a session).
+ENTRA_LOGIN_FLOWS_PER_MINUTE = env.int("ENTRA_LOGIN_FLOWS_PER_MINUTE", default=30)
 ENTRA_CLOCK_SKEW_S = env.int("ENTRA_CLOCK_SKEW_S", default=120)
 ENTRA_KEYS_TTL_S = env.int("ENTRA_KEYS_TTL_S", default=24 * 3600)
 ENTRA_KEYS_MIN_REFRESH_S = env.int("ENTRA_KEYS_MIN_REFRESH_S", default=60)

@@ -161,6 +161,15 @@ def operator(client, db):
     return user
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Counters kept in the cache (the sign-in throttle) start from zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="PostgreSQL only: run with DATABASE_URL=postgres://…")
     if not is_postgres():

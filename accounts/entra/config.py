@@ -64,6 +64,11 @@ def check_settings(values: dict) -> None:
     for tenant in values["ENTRA_TENANT_DOMAINS"]:
         if not GUID.match(tenant):
             raise ImproperlyConfigured(f"ENTRA_TENANT_DOMAINS: {tenant!r} is not a tenant GUID")
+    for tenant in values["ENTRA_ADMIN_TENANTS"]:
+        if tenant not in values["ENTRA_ALLOWED_TENANTS"]:
+            raise ImproperlyConfigured(f"ENTRA_ADMIN_TENANTS: {tenant!r} is not in ENTRA_ALLOWED_TENANTS")
+    if values["ENTRA_LOGIN_FLOWS_PER_MINUTE"] < 1:
+        raise ImproperlyConfigured("ENTRA_LOGIN_FLOWS_PER_MINUTE must be at least 1")
     if not values["ENTRA_API_AUDIENCE"]:
         raise ImproperlyConfigured("ENTRA_API_AUDIENCE is required")
     bundle = values["ENTRA_CA_BUNDLE"]
@@ -96,6 +101,11 @@ class EntraConfig:
     jit_create: bool
     staff_roles: frozenset[str]
     superuser_roles: frozenset[str]
+    # Tenants whose role assignments may make staff or superusers here (each tenant assigns
+    # this app's roles in its own copy of the app, so only ours can be trusted).
+    admin_tenants: frozenset[str]
+    api_allowed_clients: frozenset[str]
+    login_flows_per_minute: int
     clock_skew_s: int
     keys_ttl_s: int
     keys_min_refresh_s: int
@@ -124,7 +134,8 @@ class EntraConfig:
 
     @property
     def api_audiences(self) -> frozenset[str]:
-        return frozenset({self.api_audience, self.client_id, f"api://{self.client_id}"})
+        # Not the bare client id: that is every ID token's audience.
+        return frozenset({self.api_audience, f"api://{self.client_id}"})
 
 
 @cache
@@ -149,6 +160,9 @@ def entra_config() -> EntraConfig:
         jit_create=settings.ENTRA_JIT_CREATE,
         staff_roles=frozenset(settings.ENTRA_STAFF_ROLES),
         superuser_roles=frozenset(settings.ENTRA_SUPERUSER_ROLES),
+        admin_tenants=frozenset(settings.ENTRA_ADMIN_TENANTS or [settings.ENTRA_TENANT_ID]),
+        api_allowed_clients=frozenset(settings.ENTRA_API_ALLOWED_CLIENTS),
+        login_flows_per_minute=settings.ENTRA_LOGIN_FLOWS_PER_MINUTE,
         clock_skew_s=settings.ENTRA_CLOCK_SKEW_S,
         keys_ttl_s=settings.ENTRA_KEYS_TTL_S,
         keys_min_refresh_s=settings.ENTRA_KEYS_MIN_REFRESH_S,

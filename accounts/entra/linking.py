@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.entra.config import EntraConfig, entra_config
@@ -33,7 +33,8 @@ def claimed_email(claims: dict) -> str:
 
 
 def tenant_owns_email(*, claims: dict, email: str, config: EntraConfig) -> bool:
-    if claims.get("xms_edov") is True:
+    # xms_edov vouches for the `email` claim only, never for preferred_username.
+    if claims.get("xms_edov") is True and email == (claims.get("email") or "").strip():
         return True
     domain = email.rpartition("@")[2].lower()
     return bool(domain) and domain in config.tenant_domains.get(claims["tid"], [])
@@ -47,9 +48,23 @@ def _refuse(*, reason: str, claims: dict, email: str, candidates: list[int], mes
     return SignInRefused(reason, message)
 
 
-def apply_roles(*, user: User, roles: list[str], config: EntraConfig) -> None:
-    """Entra app roles decide staff and superuser status, at every sign-in."""
-    granted = set(roles)
+def apply_roles(*, user: User, claims: dict, config: EntraConfig) -> None:
+    """Entra app roles decide staff and superuser status, at every sign-in and renewal.
+
+    Only the roles of an admin tenant (the home tenant unless ENTRA_ADMIN_TENANTS says
+    otherwise) count: every tenant assigns this app's roles in its own copy of the app.
+    """
+    granted = set(claims.get("roles") or [])
+    if granted and claims["tid"] not in config.admin_tenants:
+        privileged = granted & (config.superuser_roles | config.staff_roles)
+        if privileged:
+            logger.warning(
+                "ignored roles %s from tenant %s (not an admin tenant) for user %s",
+                sorted(privileged),
+                claims["tid"],
+                user.pk,
+            )
+        granted = set()
     user.is_superuser = bool(granted & config.superuser_roles)
     user.is_staff = user.is_superuser or bool(granted & config.staff_roles)
 
@@ -63,15 +78,24 @@ def resolve_sign_in(*, claims: dict, config: EntraConfig | None = None) -> User:
     tid, oid = claims["tid"], claims["oid"].lower()
     email = claimed_email(claims)
     try:
-        with transaction.atomic():
-            user = _find_or_link(claims=claims, tid=tid, oid=oid, email=email, config=config)
-            apply_roles(user=user, roles=list(claims.get("roles") or []), config=config)
-            user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
-            return user
+        try:
+            return _resolve(claims=claims, tid=tid, oid=oid, email=email, config=config)
+        except IntegrityError:
+            # A concurrent first sign-in of the same identity created the user first
+            # (its INSERT made ours wait, then fail): now it is the linked user.
+            return _resolve(claims=claims, tid=tid, oid=oid, email=email, config=config)
     except _Refusal as refusal:
         raise _refuse(
             reason=refusal.reason, claims=claims, email=email, candidates=refusal.candidates, message=refusal.message
         ) from None
+
+
+def _resolve(*, claims: dict, tid: str, oid: str, email: str, config: EntraConfig) -> User:
+    with transaction.atomic():
+        user = _find_or_link(claims=claims, tid=tid, oid=oid, email=email, config=config)
+        apply_roles(user=user, claims=claims, config=config)
+        user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
+        return user
 
 
 class _Refusal(Exception):
@@ -98,6 +122,11 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
         )
     if matches:
         user = matches[0]
+        if (user.azure_entra_id, user.azure_tenant_id) == (oid, tid):
+            # Linked by a concurrent first sign-in while we waited for its row lock.
+            if not user.is_active:
+                raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", ids)
+            return user
         if user.azure_entra_id is not None:
             raise _Refusal(Reason.LINKED_ELSEWHERE, "The account with this email is linked to another identity.", ids)
         if not user.is_active:

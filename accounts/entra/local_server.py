@@ -142,6 +142,7 @@ class LocalUser:
     department: str | None = None
     photo: bytes | None = None  # JPEG/PNG bytes served by Graph; None -> 404
     job_title: str | None = None
+    account_enabled: bool = True  # False: the directory refuses its refresh tokens (AADSTS50057)
 
     def __post_init__(self) -> None:
         if self.preferred_username is None:
@@ -527,6 +528,8 @@ class LocalEntra:
         self.access_token_lifetime = 3600
         self.clock_offset = 0.0  # seconds added to the server's clock: lets tests age codes and tokens
         self.graph_strict_select = False
+        # When set, every request's connection is closed unanswered, as during an outage.
+        self.unreachable = False
         # When set, the token endpoint's id token is id_token_hook(claims) instead of the signed claims:
         # the real flow then delivers a forged token.
         self.id_token_hook: Callable[[dict[str, Any]], str] | None = None
@@ -1368,6 +1371,8 @@ class LocalEntra:
         user = self.users.get(oid)
         if user is None:
             raise _OAuthError("invalid_grant", 50034, f"The user account {oid} does not exist in the directory.")
+        if not user.account_enabled:
+            raise _OAuthError("invalid_grant", 50057, "The user account is disabled.")
         return user
 
     @property
@@ -1612,6 +1617,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("PATCH")
 
     def _serve(self, method: str) -> None:
+        if self.server.entra.unreachable:
+            # As a network outage looks to the client: the connection closes without an answer.
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             self._write(_Response(413, b"Request body too large", "text/plain"))

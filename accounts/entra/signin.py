@@ -17,6 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import msal
+import requests
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -25,8 +26,8 @@ from django.utils import timezone
 
 from accounts.entra import http
 from accounts.entra.config import EntraConfig, entra_config, load_client_certificate
-from accounts.entra.linking import SignInRefused, resolve_sign_in
-from accounts.entra.tokens import TokenError, expected_nonce, validate_id_token
+from accounts.entra.linking import SignInRefused, apply_roles, resolve_sign_in
+from accounts.entra.tokens import TokenError, expected_nonce, validate_id_token, validate_refreshed_id_token
 from accounts.models import EntraTokenCache, User, hash_token
 
 logger = logging.getLogger("accounts.entra.signin")
@@ -177,16 +178,43 @@ def complete_sign_in(*, session, params: dict) -> tuple[User, str, dict]:
     return user, entry["next"], result
 
 
+class EntraUnreachable(Exception):
+    """Entra could not be reached (network error or timeout): nothing is known about the account."""
+
+
 def renew_access_token(*, user: User, force: bool = False) -> dict | None:
-    """A valid access token (msal renews it when it is about to expire), or None: sign in again."""
+    """A valid access token (msal renews it when it is about to expire), or None: sign in again.
+
+    A renewal's ID token is checked like a sign-in's and its roles re-applied, so a
+    demotion, a disabled account or a tenant no longer allowed reaches live sessions.
+    Raises ``EntraUnreachable`` when Entra cannot be reached.
+    """
+    config = entra_config()
     cache = load_cache(user)
-    app = build_app(cache=cache)
+    app = build_app(cache=cache, config=config)
     accounts = [a for a in app.get_accounts() if a.get("local_account_id") == user.azure_entra_id] or app.get_accounts()
     if not accounts:
         return None
-    result = app.acquire_token_silent_with_error(SCOPES, account=accounts[0], force_refresh=force)
+    try:
+        result = app.acquire_token_silent_with_error(SCOPES, account=accounts[0], force_refresh=force)
+    except requests.RequestException as exc:
+        logger.warning("Entra unreachable renewing the token of user %s: %s", user.pk, type(exc).__name__)
+        raise EntraUnreachable(str(exc)) from exc
     if not result or "access_token" not in result:
         logger.info("silent renewal failed for user %s: %s", user.pk, (result or {}).get("error", "no token"))
+        return None
+    if result.get("id_token"):
+        try:
+            claims = validate_refreshed_id_token(
+                result["id_token"], tenant_id=user.azure_tenant_id, object_id=user.azure_entra_id, config=config
+            )
+        except TokenError as exc:
+            logger.warning("renewal of user %s refused: %s", user.pk, exc.description)
+            return None
+        apply_roles(user=user, claims=claims, config=config)
+        user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
+    elif force:
+        logger.warning("renewal of user %s returned no ID token", user.pk)
         return None
     record_tokens(user=user, result=result)
     save_cache(user, cache)

@@ -48,20 +48,41 @@ def _b64decode(segment: str) -> bytes:
     return binascii.a2b_base64(padded, strict_mode=True)
 
 
+# Entra's tokens are a few KiB (group overage keeps them under 8 KiB); anything far
+# larger is refused before it is decoded.
+MAX_TOKEN_CHARS = 32 * 1024
+MAX_HEADER_CHARS = 1024
+
+
 def _parse(token: str) -> tuple[dict, dict, bytes, bytes]:
     """(header, claims, signing input, signature) of a compact JWS."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenError("malformed token: too large")
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenError("malformed token: not a JWS")
+    if len(parts[0]) > MAX_HEADER_CHARS:
+        raise TokenError("malformed token: header too large")
     try:
         header = json.loads(_b64decode(parts[0]))
         claims = json.loads(_b64decode(parts[1]))
         signature = _b64decode(parts[2])
-    except (binascii.Error, ValueError) as exc:
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    except (binascii.Error, ValueError, RecursionError) as exc:
+        # RecursionError: deeply nested arrays; ValueError covers UnicodeError and huge integers.
         raise TokenError("malformed token: bad encoding") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenError("malformed token: not a JSON object")
-    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+    return header, claims, signing_input, signature
+
+
+def _strings(value: object) -> list[str] | None:
+    """A claim that must be a string or a list of strings, as a list; None when it is neither."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
 
 
 def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> dict:
@@ -98,9 +119,14 @@ def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> di
         raise TokenError("token has expired")
     if nbf > now + leeway or iat > now + leeway:
         raise TokenError("token is not valid yet")
-    aud = claims["aud"]
-    if not (aud in audiences if isinstance(aud, str) else any(a in audiences for a in aud)):
+    aud = _strings(claims["aud"])
+    if aud is None or not any(a in audiences for a in aud):
         raise TokenError("token is for another audience")
+    if not isinstance(claims["iss"], str):
+        raise TokenError("token issuer is not a string")
+    roles = claims.get("roles")
+    if roles is not None and not (isinstance(roles, list) and all(isinstance(role, str) for role in roles)):
+        raise TokenError("token roles are not a list of strings")
     for claim in ("tid", "oid"):
         if not isinstance(claims.get(claim), str) or not claims[claim]:
             raise TokenError(f"token has no {claim!r} claim")
@@ -120,13 +146,38 @@ def validate_id_token(token: str, *, nonce: str, config: EntraConfig | None = No
     return claims
 
 
+def validate_refreshed_id_token(token: str, *, tenant_id: str, object_id: str, config: EntraConfig | None = None) -> dict:
+    """The claims of the ID token a renewal returned, for the user signed in (no nonce: none was sent)."""
+    config = config or entra_config()
+    claims = _decode(token, audiences=frozenset({config.client_id}), config=config)
+    if claims["iss"] != config.issuer(claims["tid"]):
+        raise TokenError("token issuer does not match its tenant")
+    if claims["tid"] != tenant_id or claims["oid"].lower() != object_id:
+        raise TokenError("token is for another account")
+    return claims
+
+
 def validate_access_token(token: str, *, config: EntraConfig | None = None) -> dict:
-    """The claims of a valid access token for this API, with the required scope or app role."""
+    """The claims of a valid access token for this API, with the required scope or app role.
+
+    Only access tokens: an ID token (which has a ``nonce``, and no ``azp``/``appid`` naming
+    the calling client) is refused even when its audience and roles would do.
+    """
     config = config or entra_config()
     claims = _decode(token, audiences=config.api_audiences, config=config)
     if claims["iss"] not in (config.issuer(claims["tid"]), config.v1_issuer(claims["tid"])):
         raise TokenError("token issuer does not match its tenant")
-    scopes = str(claims.get("scp", "")).split()
+    if "nonce" in claims:
+        raise TokenError("an ID token is not an access token")
+    client = claims.get("azp") or claims.get("appid")
+    if not isinstance(client, str) or not client:
+        raise TokenError("token names no calling client (azp or appid): not an access token")
+    if config.api_allowed_clients and client not in config.api_allowed_clients:
+        raise TokenError("token was issued to a client that is not allowed")
+    scp = claims.get("scp")
+    if scp is not None and not isinstance(scp, str):
+        raise TokenError("token scopes are not a string")
+    scopes = (scp or "").split()
     roles = claims.get("roles") or []
     if config.api_scope not in scopes and config.api_app_role not in roles:
         raise InsufficientScope(f"token lacks the {config.api_scope!r} scope or the {config.api_app_role!r} role")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import wraps
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -45,6 +47,17 @@ def entra_required(view):
     return wrapper
 
 
+def _too_many_flows(request: HttpRequest) -> bool:
+    """Each started sign-in writes a session: at most ENTRA_LOGIN_FLOWS_PER_MINUTE per client address."""
+    key = f"entra-login-flows:{request.META.get('REMOTE_ADDR', '')}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        count = 1
+    return count > entra_config().login_flows_per_minute
+
+
 @entra_required
 @require_GET
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -53,6 +66,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return _error(request, "The page to return to after signing in must be on this site.")
+    if _too_many_flows(request):
+        return _error(request, "Too many sign-ins were started from your address. Wait a minute and try again.", status=429)
     return redirect(signin.start_sign_in(session=request.session, next_url=next_url))
 
 

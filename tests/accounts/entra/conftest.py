@@ -78,6 +78,7 @@ def entra(entra_server, settings):
     entra_server.jwks_down = False
     entra_server.graph_strict_select = True  # as Graph: no companyName/department without $select
     entra_server.next_authorize_error = None
+    entra_server.unreachable = False
     return entra_server
 
 
