@@ -11,6 +11,14 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# v1 access tokens (Graph's, and an API's that accepts v1) name the cloud's token
+# service rather than the sign-in host; any other host (the local Entra) names itself.
+V1_ISSUER_HOSTS = {
+    "login.microsoftonline.com": "https://sts.windows.net",
+    "login.microsoftonline.us": "https://login.microsoftonline.us",
+    "login.chinacloudapi.cn": "https://sts.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn": "https://sts.chinacloudapi.cn",
+}
 
 
 def _url(name: str, value: str, *, https: bool) -> None:
@@ -122,7 +130,8 @@ class EntraConfig:
         return f"{self.authority_host}/{tenant_id}/v2.0"
 
     def v1_issuer(self, tenant_id: str) -> str:
-        return f"https://sts.windows.net/{tenant_id}/"
+        host = (urlsplit(self.authority_host).hostname or "").lower()
+        return f"{V1_ISSUER_HOSTS.get(host, self.authority_host)}/{tenant_id}/"
 
     def jwks_uri(self) -> str:
         return f"{self.authority_host}/{self.tenant_id}/discovery/v2.0/keys"

@@ -13,9 +13,10 @@ the authority and Graph paths::
 It follows Entra where the project could tell the difference, and says so where
 it does not:
 
-- Access tokens for Graph are v1 tokens (``iss`` ``https://sts.windows.net/{tid}/``,
-  ``ver`` "1.0"), as Entra issues them whatever endpoint was used; tokens for
-  ``api_audience`` are v2 unless ``api_token_version=1``.
+- Access tokens for Graph are v1 tokens (``ver`` "1.0"), as Entra issues them
+  whatever endpoint was used; their ``iss`` is ``{url}/{tid}/`` where Entra's is
+  ``https://sts.windows.net/{tid}/``. Tokens for ``api_audience`` are v2 unless
+  ``api_token_version=1``.
 - ``sub`` is pairwise (per user and audience), as Entra's is: it is not the oid.
 - The discovery document of "organizations"/"common" carries the literal
   ``{tenantid}`` issuer template.
@@ -606,9 +607,10 @@ class LocalEntra:
     def issuer(self, tid: str) -> str:
         return f"{self.url}/{tid}/v2.0"
 
-    @staticmethod
-    def issuer_v1(tid: str) -> str:
-        return f"https://sts.windows.net/{tid}/"
+    def issuer_v1(self, tid: str) -> str:
+        # Entra's v1 issuer is its cloud's token service (sts.windows.net); a host that is
+        # not Microsoft's names itself, which is what EntraConfig.v1_issuer expects of it.
+        return f"{self.url}/{tid}/"
 
     def http_session(self) -> entra_http.PinnedSession:
         """A session of the project's HTTP chokepoint that trusts this server's CA."""
@@ -981,7 +983,7 @@ class LocalEntra:
         return _json(200, self.openid_configuration(tenant))
 
     def _discovery_v1(self, tenant: str, **_: Any) -> _Response:
-        # v1 metadata: what a validator of v1 access tokens (iss sts.windows.net) reads.
+        # v1 metadata: what a validator of v1 access tokens (issuer_v1, Entra's sts.windows.net) reads.
         base = f"{self.url}/{tenant}"
         issuer_tenant = "{tenantid}" if tenant in TENANT_ALIASES else tenant
         return _json(

@@ -188,7 +188,7 @@ def test_graph_access_token_is_a_v1_token_for_graph(server, app, alice):
     claims = jwt.decode(
         result["access_token"], jwks_key(server, result["access_token"]), algorithms=["RS256"], audience=GRAPH_APP_ID
     )
-    assert claims["iss"] == f"https://sts.windows.net/{TENANT}/"
+    assert claims["iss"] == server.issuer_v1(TENANT) == f"{server.url}/{TENANT}/"
     assert claims["ver"] == "1.0"
     assert "User.Read" in claims["scp"].split()
     assert claims["oid"] == alice.oid
@@ -436,7 +436,7 @@ def test_access_token_versions_have_entras_issuers(server, alice):
     v1 = jwt.decode(server.access_token(alice, audience=API, version=1), options={"verify_signature": False})
     v2 = jwt.decode(server.access_token(alice, audience=API), options={"verify_signature": False})
 
-    assert (v1["iss"], v1["ver"], v1["appid"]) == (f"https://sts.windows.net/{TENANT}/", "1.0", CLIENT_ID)
+    assert (v1["iss"], v1["ver"], v1["appid"]) == (f"{server.url}/{TENANT}/", "1.0", CLIENT_ID)
     assert (v2["iss"], v2["ver"], v2["azp"]) == (server.issuer(TENANT), "2.0", CLIENT_ID)
 
 
