@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # v1 access tokens (Graph's, and an API's that accepts v1) name the cloud's token
 # service rather than the sign-in host; any other host (the local Entra) names itself.
 V1_ISSUER_HOSTS = {
@@ -64,6 +65,13 @@ def check_settings(values: dict) -> None:
     if not values["ENTRA_REDIRECT_URI"]:
         raise ImproperlyConfigured("ENTRA_REDIRECT_URI is required")
     _url("ENTRA_REDIRECT_URI", values["ENTRA_REDIRECT_URI"], https=False)
+    redirect = urlsplit(values["ENTRA_REDIRECT_URI"])
+    if redirect.scheme == "http" and redirect.hostname not in LOOPBACK_HOSTS:
+        # The authorization code travels in this URL: in clear text only on this machine (as Entra allows).
+        raise ImproperlyConfigured(
+            "ENTRA_REDIRECT_URI must be https:// (http:// only on localhost, 127.0.0.1 or ::1), "
+            f"not {values['ENTRA_REDIRECT_URI']!r}"
+        )
     _url("ENTRA_AUTHORITY_HOST", values["ENTRA_AUTHORITY_HOST"], https=True)
     _url("GRAPH_URL", values["GRAPH_URL"], https=True)
     for tenant in values["ENTRA_ALLOWED_TENANTS"]:

@@ -58,6 +58,14 @@ def test_a_fresh_checkout_starts_on_the_embedded_sqlite_database():
             "ENTRA_REDIRECT_URI must be an absolute",
         ),
         (
+            {"SECRET_KEY": "x", **ENTRA, "ENTRA_REDIRECT_URI": "http://app.example.com/auth/callback/"},
+            "ENTRA_REDIRECT_URI must be https:// (http:// only on localhost, 127.0.0.1 or ::1)",
+        ),
+        (
+            {"SECRET_KEY": "x", **ENTRA, "ENTRA_REDIRECT_URI": "http://localhost.example.com/auth/callback/"},
+            "ENTRA_REDIRECT_URI must be https://",
+        ),
+        (
             {"SECRET_KEY": "x", **ENTRA, "ENTRA_AUTHORITY_HOST": "http://login.example"},
             "ENTRA_AUTHORITY_HOST must be an https:// URL",
         ),
@@ -81,6 +89,12 @@ def test_bad_configuration_stops_start_up_naming_the_variable(env, message):
 
 def test_entra_configured_from_the_environment_starts():
     assert check(SECRET_KEY="x", **ENTRA).returncode == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000"])
+def test_a_plain_http_redirect_uri_is_accepted_on_loopback_only(host):
+    result = check(**{"SECRET_KEY": "x", **ENTRA, "ENTRA_REDIRECT_URI": f"http://{host}/auth/callback/"})
+    assert result.returncode == 0, result.stderr
 
 
 def test_secrets_can_come_from_files(tmp_path):
