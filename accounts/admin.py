@@ -10,12 +10,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User, UserPreferences
 from accounts.services import set_entra_migration_flag
 
 TOKEN_HASH_PREFIX = 6
 TOKEN_HASH_FIELDS = ("azure_access_token_hash", "azure_refresh_token_hash", "github_access_token_hash")
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 def mask_token_hash(value: str | None) -> str:
@@ -123,6 +126,19 @@ class UserAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # A new email on an unlinked superuser would let whoever owns it link to it.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        # change_user (which the migration flag needs) must not be a way to superuser:
+        # Entra app roles decide staff and superuser status, and only a superuser may override them.
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, *PRIVILEGE_FIELDS)
+
     @admin.display(
         description="Entra link",
         ordering=ExpressionWrapper(Q(azure_entra_id__isnull=False), output_field=BooleanField()),
@@ -201,7 +217,7 @@ class RefusedEntraLinkAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Mark as resolved")
+    @admin.action(description="Mark as resolved", permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(resolved=False).update(resolved=True)
         self.message_user(request, f"Marked {count} refused link(s) as resolved.", messages.SUCCESS)
@@ -209,14 +225,35 @@ class RefusedEntraLinkAdmin(admin.ModelAdmin):
 
 @admin.register(EntraLinkAudit)
 class EntraLinkAuditAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "event", "user", "matched_email", "tenant_id", "object_id"]
+    """The record of every Entra link: read-only, and never deleted, not even by a superuser.
+
+    Rows outlive their user (``user`` has no database constraint), so the user
+    column links to the account while it exists and names its id afterwards.
+    """
+
+    list_display = ["created_at", "event", "account", "matched_email", "tenant_id", "object_id"]
     list_filter = ["event", "tenant_id", "created_at"]
     search_fields = ["user__email", "matched_email", "object_id"]
-    readonly_fields = ["created_at", "event", "user", "matched_email", "tenant_id", "object_id"]
+    readonly_fields = ["created_at", "event", "account", "matched_email", "tenant_id", "object_id"]
+    fields = readonly_fields
+    # An outer join (user is nullable): the rows of deleted users stay listed.
     list_select_related = ["user"]
+
+    @admin.display(description="User", ordering="user_id")
+    def account(self, audit: EntraLinkAudit) -> str:
+        try:
+            user = audit.user  # None from the changelist's outer join
+        except User.DoesNotExist:  # fetched on its own, on the change page
+            user = None
+        if user is None:
+            return f"deleted user {audit.user_id}"
+        return format_html('<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[user.pk]), user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: EntraLinkAudit | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: EntraLinkAudit | None = None) -> bool:
         return False

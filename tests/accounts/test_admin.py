@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
@@ -325,3 +326,83 @@ def test_legacy_refresh_tokens_can_be_deleted(client, operator, legacy_token):
 
     assert response.status_code == 302
     assert not LegacyRefreshToken.objects.filter(pk=legacy_token.pk).exists()
+
+
+@pytest.fixture
+def helpdesk(client, db):
+    """Staff, not superuser, with the permissions an operator of the migration flag needs."""
+    user = User.objects.create_user("helpdesk@example.com", full_name="Help Desk", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="accounts", codename__in=["view_user", "change_user"])
+    )
+    client.force_login(user)
+    return user
+
+
+PRIVILEGE_FIELDS = {"is_superuser", "is_staff", "groups", "user_permissions"}
+
+
+def privileges(user: User) -> tuple:
+    user.refresh_from_db()
+    return user.is_superuser, user.is_staff, set(user.groups.all()), set(user.user_permissions.all())
+
+
+def escalation(response) -> dict:
+    """The change form as sent back, with every privilege the form could grant switched on."""
+    data = form_data(response)
+    data.update(
+        full_name="Renamed",
+        is_superuser="on",
+        is_staff="on",
+        groups=[Group.objects.get_or_create(name="operators")[0].pk],
+        user_permissions=list(Permission.objects.values_list("pk", flat=True)),
+    )
+    return data
+
+
+def test_privilege_fields_are_read_only_for_staff_who_are_not_superusers(client, helpdesk, dave):
+    response = client.get(change_url(dave))
+
+    assert response.status_code == 200
+    assert not PRIVILEGE_FIELDS & set(response.context["adminform"].form.fields)
+
+
+def test_staff_who_are_not_superusers_cannot_grant_superuser(client, helpdesk, dave):
+    before = privileges(dave)
+
+    response = client.post(change_url(dave), escalation(client.get(change_url(dave))))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert privileges(dave) == before
+    assert dave.full_name == "Renamed"
+
+
+def test_staff_who_are_not_superusers_cannot_grant_themselves_superuser(client, helpdesk):
+    before = privileges(helpdesk)
+
+    response = client.post(change_url(helpdesk), escalation(client.get(change_url(helpdesk))))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert privileges(helpdesk) == before
+
+
+def test_staff_who_are_not_superusers_cannot_change_a_superuser(client, helpdesk):
+    # Otherwise a new email on an unlinked superuser would let its owner link to it.
+    root = User.objects.create_superuser("root@example.com", requires_entra_migration=True)
+
+    response = client.get(change_url(root))
+    assert response.status_code == 200
+    assert not response.context["adminform"].form.fields
+    assert client.post(change_url(root), {"email": "helpdesk-alt@example.com"}).status_code == 403
+    root.refresh_from_db()
+    assert root.email == "root@example.com"
+
+
+def test_superusers_can_change_privileges(client, operator, dave):
+    response = client.post(change_url(dave), escalation(client.get(change_url(dave))))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    is_superuser, is_staff, groups, permissions = privileges(dave)
+    assert (is_superuser, is_staff) == (True, True)
+    assert {group.name for group in groups} == {"operators"}
+    assert permissions == set(Permission.objects.all())
