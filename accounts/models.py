@@ -176,13 +176,21 @@ class LegacyRefreshToken(models.Model):
 
 
 class EntraLinkAudit(models.Model):
-    """One row each time a user is linked to an Entra account (or created from one)."""
+    """One row each time a user is linked to an Entra account (or created from one).
+
+    The audit outlives its user: ``user`` has no database constraint, so
+    deleting the user leaves the row, with the user's id, the email that
+    matched, the tenant id and the object id. ``user_id`` is always written;
+    ``null=True`` tells Django the user may be gone (outer joins, ``None``).
+    """
 
     class Event(models.TextChoices):
         LINKED = "linked"
         CREATED = "created"
 
-    user = models.ForeignKey(User, on_delete=models.DB_CASCADE, related_name="entra_link_audits")
+    user = models.ForeignKey(
+        User, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="entra_link_audits"
+    )
     event = models.CharField(max_length=16, choices=Event)
     tenant_id = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
