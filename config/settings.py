@@ -7,7 +7,9 @@ that is present but malformed stops start-up with a message naming it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -44,9 +46,72 @@ def env_secret(name: str, default: str | None = None) -> str | None:
     return env.str(name, default=default)
 
 
+def env_seconds(name: str, default: int, *, minimum: int) -> int:
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number of seconds, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+_HEADER_VALUE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """Django's (META key, value) from the header as the proxy sends it: X-Forwarded-Proto, X-Forwarded-Ssl: on."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return None
+    header, colon, value = raw.partition(":")
+    header, value = header.strip(), value.strip() if colon else "https"
+    if not _HEADER_NAME.fullmatch(header) or not _HEADER_VALUE.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a header name as the proxy sends it (X-Forwarded-Proto), "
+            f"optionally with the value that means HTTPS (X-Forwarded-Ssl: on), not {raw!r}"
+        )
+    return f"HTTP_{header.upper().replace('-', '_')}", value
+
+
+def env_origins(name: str) -> list[str]:
+    origins = [origin.strip() for origin in env.list(name, default=[]) if origin.strip()]
+    for origin in origins:
+        parts = urlsplit(origin)
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ImproperlyConfigured(f"{name}: {origin!r} is not scheme://host (https://app.example.com)")
+    return origins
+
+
 DEBUG = env_bool("DEBUG", False)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# Off DEBUG the site is HTTPS only. Behind a proxy that terminates TLS, name the header
+# it sets (SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto): without it every request looks
+# like plain HTTP, and SECURE_SSL_REDIRECT would redirect for ever.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
+SECURE_HSTS_SECONDS = env_seconds("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Asking browsers to preload HSTS commits the whole registrable domain: the owner's
+# decision (SECURE_HSTS_PRELOAD=true), not a default, so check --deploy is not asked.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Eight hours from the last request: accounts.middleware.SlidingSessionMiddleware saves
+# an active session again (new expiry) at most once a minute.
+SESSION_COOKIE_AGE = env_seconds("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 
 try:
     DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
@@ -99,6 +164,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "accounts.middleware.SlidingSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,10 +155,16 @@ def migrated_db(migrated_template, tmp_path):
 @pytest.fixture
 def operator(client, db):
     """A superuser signed in to the admin (as Entra sign-in would have done)."""
+    from accounts.middleware import REFRESHED_AT
     from accounts.models import User
 
     user = User.objects.create_superuser("admin@example.com")
     client.force_login(user)
+    # As a sign-in leaves it, having passed the middleware that extends sessions: the next
+    # requests do not save the session again (tests count their queries).
+    session = client.session
+    session[REFRESHED_AT] = int(time.time())
+    session.save()
     return user
 
 
@@ -168,6 +175,20 @@ def _empty_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http():
+    """The test client and the live server speak plain HTTP, which off DEBUG (as here) is redirected to https.
+
+    For the whole session, so that it is in force before the live server loads its middleware.
+    Only the redirect is off: cookies stay secure and HSTS on, as in production. Tests of the
+    redirect turn it back on; subprocesses (``manage.py``) read the environment as an operator's would.
+    """
+    from django.test import override_settings
+
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

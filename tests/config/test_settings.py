@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import secrets
+import shlex
 import subprocess
 import sys
 
@@ -18,10 +22,15 @@ ENTRA = {
 }
 
 
-def check(**env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "DEBUG", "SECRET_KEY", "DATABASE_URL"))}
+# What start-up reads, so that the test run's own environment does not leak in.
+OURS = ("ENTRA_", "DEBUG", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "SECURE_", "SESSION_", "CSRF_")
+DEPLOY_WARNINGS = ("security.W004", "security.W008", "security.W012", "security.W016")
+
+
+def check(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "check"],
+        [sys.executable, str(ROOT / "manage.py"), "check", *args],
         env={**base, **env},
         cwd=ROOT,
         capture_output=True,
@@ -83,6 +92,138 @@ def test_a_fresh_checkout_starts_on_the_embedded_sqlite_database():
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(env, message):
     result = check(**env)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def production_example() -> dict[str, str]:
+    """The runbook's ``export`` line from the README, with a real secret in place of the ellipsis."""
+    readme = (ROOT / "README.md").read_text()
+    line = re.search(r"^export (DATABASE_URL=.*?[^\\])$", readme, re.MULTILINE | re.DOTALL).group(1)
+    env = dict(word.split("=", 1) for word in shlex.split(line.replace("\\\n", " ")))
+    assert env["SECRET_KEY"] == "…"
+    return {**env, "SECRET_KEY": secrets.token_urlsafe(50)}
+
+
+def settings_of(**env: str) -> dict:
+    """The transport settings that start-up makes of this environment."""
+    names = [
+        "DEBUG",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_PROXY_SSL_HEADER",
+        "CSRF_TRUSTED_ORIGINS",
+        "SESSION_COOKIE_AGE",
+    ]
+    code = f"from django.conf import settings; import json; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("entra", [{}, ENTRA], ids=["without-entra", "with-entra"])
+def test_the_readme_production_example_passes_the_deployment_checks(entra):
+    # Checks only: nothing connects to the example's database (db.internal does not exist here).
+    result = check("--deploy", "--fail-level", "WARNING", **production_example(), **entra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_off_debug_transport_security_is_on_by_default():
+    result = check("--deploy", **production_example())
+    for warning in DEPLOY_WARNINGS:
+        assert warning not in result.stdout + result.stderr
+    assert settings_of(SECRET_KEY="x") == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "CSRF_TRUSTED_ORIGINS": [],
+        "SESSION_COOKIE_AGE": 8 * 3600,
+    }
+
+
+def test_debug_runs_on_plain_http():
+    values = settings_of(DEBUG="true")
+    assert not values["SESSION_COOKIE_SECURE"] and not values["CSRF_COOKIE_SECURE"]
+    assert not values["SECURE_SSL_REDIRECT"] and values["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_switching_transport_security_off_is_what_check_deploy_reports():
+    off = {
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+    }
+    result = check("--deploy", **production_example(), **off)
+    for warning in DEPLOY_WARNINGS:
+        assert warning in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("X-Forwarded-Proto", ["HTTP_X_FORWARDED_PROTO", "https"]),
+        ("x-forwarded-proto", ["HTTP_X_FORWARDED_PROTO", "https"]),
+        ("X-Forwarded-Ssl: on", ["HTTP_X_FORWARDED_SSL", "on"]),
+    ],
+)
+def test_the_proxy_ssl_header_is_named_as_the_proxy_sends_it(header, expected):
+    assert settings_of(SECRET_KEY="x", SECURE_PROXY_SSL_HEADER=header)["SECURE_PROXY_SSL_HEADER"] == expected
+
+
+def test_transport_settings_come_from_the_environment():
+    values = settings_of(
+        SECRET_KEY="x",
+        CSRF_TRUSTED_ORIGINS="https://app.example.com, https://*.example.org,http://localhost:8000",
+        SESSION_COOKIE_AGE="3600",
+        SECURE_SSL_REDIRECT="false",
+        SECURE_HSTS_SECONDS="600",
+    )
+    assert values["CSRF_TRUSTED_ORIGINS"] == [
+        "https://app.example.com",
+        "https://*.example.org",
+        "http://localhost:8000",
+    ]
+    assert (values["SESSION_COOKIE_AGE"], values["SECURE_SSL_REDIRECT"], values["SECURE_HSTS_SECONDS"]) == (
+        3600,
+        False,
+        600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}, "SECURE_PROXY_SSL_HEADER must be a header name"),
+        ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto: "}, "SECURE_PROXY_SSL_HEADER must be a header name"),
+        ({"SECURE_PROXY_SSL_HEADER": "X Forwarded Proto"}, "SECURE_PROXY_SSL_HEADER must be a header name"),
+        ({"CSRF_TRUSTED_ORIGINS": "app.example.com"}, "CSRF_TRUSTED_ORIGINS: 'app.example.com' is not scheme://host"),
+        ({"CSRF_TRUSTED_ORIGINS": "https://app.example.com/"}, "CSRF_TRUSTED_ORIGINS: 'https://app.example.com/'"),
+        ({"CSRF_TRUSTED_ORIGINS": "ftp://app.example.com"}, "CSRF_TRUSTED_ORIGINS: 'ftp://app.example.com'"),
+        ({"SESSION_COOKIE_AGE": "8h"}, "SESSION_COOKIE_AGE must be a whole number of seconds"),
+        ({"SESSION_COOKIE_AGE": "0"}, "SESSION_COOKIE_AGE must be at least 60"),
+        ({"SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
+        ({"SECURE_SSL_REDIRECT": "sometimes"}, "SECURE_SSL_REDIRECT must be true or false"),
+    ],
+)
+def test_malformed_transport_settings_stop_start_up_naming_the_variable(env, message):
+    result = check(SECRET_KEY="x", **env)
     assert result.returncode == 1
     assert message in result.stderr
 
