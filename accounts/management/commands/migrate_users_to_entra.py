@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.db.locks import LockBusy
-from accounts.entra_migration import INACTIVE_POLICY, Batch, NotReady, Report, run_exclusively
+from accounts.migrate_users_to_entra import INACTIVE_POLICY, Batch, NotReady, Report, run_exclusively
 
 MAX_BATCH_SIZE = 1_000_000
 
