@@ -13,11 +13,17 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User, UserPreferences
+from accounts.models import (
+    TOKEN_HASH_COLUMNS,
+    EntraLinkAudit,
+    LegacyRefreshToken,
+    RefusedEntraLink,
+    User,
+    UserPreferences,
+)
 from accounts.services import set_entra_migration_flag
 
 TOKEN_HASH_PREFIX = 6
-TOKEN_HASH_FIELDS = ("azure_access_token_hash", "azure_refresh_token_hash", "github_access_token_hash")
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
@@ -86,7 +92,7 @@ class UserAdmin(admin.ModelAdmin):
     filter_horizontal = ("groups", "user_permissions")
 
     # The raw hashes are in no form, so a POST cannot set them either.
-    exclude = TOKEN_HASH_FIELDS
+    exclude = TOKEN_HASH_COLUMNS
     readonly_fields = (
         "azure_entra_id",
         "azure_tenant_id",

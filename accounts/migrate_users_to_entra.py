@@ -17,8 +17,8 @@ from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from accounts.db.locks import advisory_lock
 from accounts.models import LegacyRefreshToken, User, UserPreferences
+from core.db.locks import advisory_lock
 
 LOCK_NAME = "migrate_users_to_entra"
 # An address the linking step can match: something@domain.tld, no spaces.

@@ -7,10 +7,6 @@ rows written by the legacy application and by Django behave the same way.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -18,12 +14,11 @@ from django.db.models.functions import Lower, Now
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from accounts.db.fields import FixedCharField
+from core.db.fields import FixedCharField
 
-
-def hash_token(token: str) -> str:
-    """The keyed hash kept in place of a token: HMAC-SHA256, 64 hex digits."""
-    return hmac.new(settings.TOKEN_HASH_KEY.encode(), token.encode(), hashlib.sha256).hexdigest()
+# The columns holding keyed hashes of tokens (never a token): the admin masks them,
+# the schema check refuses anything else in them.
+TOKEN_HASH_COLUMNS = ("azure_access_token_hash", "azure_refresh_token_hash", "github_access_token_hash")
 
 
 class UserQuerySet(models.QuerySet):

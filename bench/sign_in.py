@@ -33,12 +33,15 @@ os.environ.update(
     ENTRA_CLIENT_ID=CLIENT,
     ENTRA_TENANT_ID=TENANT,
     ENTRA_CLIENT_SECRET="bench-secret",
-    ENTRA_REDIRECT_URI="http://testserver/auth/callback/",
+    ENTRA_REDIRECT_URI="https://testserver/auth/callback/",
+    DEVTOOLS="true",
+    SECURE_SSL_REDIRECT="false",
+    ENTRA_LOGIN_FLOWS_PER_MINUTE="1000000",  # every sign-in comes from this one address
     ENTRA_TENANT_DOMAINS=f"{TENANT}=example.com",
     TASKS_BACKEND="database",  # profile sync is queued, as in production
 )
 
-from accounts.entra.local_server import LocalEntra, LocalUser
+from devtools.local_entra.server import LocalEntra, LocalUser
 
 SERVER = LocalEntra(cert_dir=WORK / "ca", users=[], tenant_id=TENANT, client_id=CLIENT, client_secret="bench-secret")
 SERVER.start()
@@ -51,8 +54,8 @@ django.setup()
 from django.core.management import call_command
 from django.test import Client
 
-from accounts.entra import http
 from accounts.models import User
+from core import http
 
 http_wait = 0.0
 _request = http.PinnedSession.request

@@ -36,7 +36,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from accounts.entra import keys
-from accounts.entra.config import entra_config
+from accounts.entra.conf import entra_config
 from accounts.entra.tokens import validate_access_token
 
 

@@ -109,7 +109,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # Asking browsers to preload HSTS commits the whole registrable domain: the owner's
 # decision (SECURE_HSTS_PRELOAD=true), not a default, so check --deploy is not asked.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
-# Eight hours from the last request: accounts.middleware.SlidingSessionMiddleware saves
+# Eight hours from the last request: core.middleware.SlidingSessionMiddleware saves
 # an active session again (new expiry) at most once a minute.
 SESSION_COOKIE_AGE = env_seconds("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 
@@ -121,7 +121,7 @@ _engine = DATABASES["default"].get("ENGINE", "")
 if _engine == "django.db.backends.postgresql":
     # Same driver, with a schema editor that keeps migrations from blocking
     # writers (lock_timeout, retries, NOT VALID foreign keys).
-    DATABASES["default"]["ENGINE"] = "accounts.db.backends.postgresql"
+    DATABASES["default"]["ENGINE"] = "core.db.backends.postgresql"
 elif _engine != "django.db.backends.sqlite3":
     raise ImproperlyConfigured(f"DATABASE_URL: only postgres:// and sqlite:// are supported, not {_engine}")
 
@@ -147,6 +147,9 @@ MIGRATION_ADVISORY_LOCK_WAIT_S = env.float("MIGRATION_ADVISORY_LOCK_WAIT_S", def
 if not 0 < MIGRATION_LOCK_TIMEOUT_MS < 1000:
     raise ImproperlyConfigured("MIGRATION_LOCK_TIMEOUT_MS must be between 1 and 999")
 
+# Local stand-ins and seeders (devtools/): development, tests and benchmarks only.
+DEVTOOLS = env_bool("DEVTOOLS", False)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -155,16 +158,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_tasks_db",
+    "core",
     "accounts",
     "projects",
     "integrations",
     "realtime",
+    *(["devtools"] if DEVTOOLS else []),
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "accounts.middleware.SlidingSessionMiddleware",
+    "core.middleware.SlidingSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -237,8 +242,8 @@ LOGIN_URL = "/auth/login/"
 LOGIN_REDIRECT_URL = "/account/"
 
 ENTRA_LOCAL = env_bool("ENTRA_LOCAL", False)
-if ENTRA_LOCAL and not DEBUG:
-    raise ImproperlyConfigured("ENTRA_LOCAL (the local stand-in for Entra) needs DEBUG=true")
+if ENTRA_LOCAL and not (DEBUG and DEVTOOLS):
+    raise ImproperlyConfigured("ENTRA_LOCAL (the local stand-in for Entra) needs DEBUG=true and DEVTOOLS=true")
 _local = ENTRA_LOCAL
 ENTRA_LOCAL_PORT = env.int("ENTRA_LOCAL_PORT", default=8443)
 ENTRA_LOCAL_DIR = BASE_DIR / "var" / "local-entra"
@@ -287,7 +292,4 @@ ENTRA_KEYS_MIN_REFRESH_S = env.int("ENTRA_KEYS_MIN_REFRESH_S", default=60)
 # Fernet key for the server-side msal token cache; derived from SECRET_KEY when unset.
 ENTRA_TOKEN_CACHE_KEY = env_secret("ENTRA_TOKEN_CACHE_KEY", default="")
 
-if ENTRA_ENABLED:
-    from accounts.entra.config import check_settings
-
-    check_settings(globals())
+# accounts' AppConfig.ready() checks these values when ENTRA_ENABLED (settings import no app code).

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.entra import views as entra
@@ -10,11 +10,6 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(url="/auth/login/?next=/admin/", permanent=False)),
     path("admin/logout/", entra.logout_view),  # signs out of Entra too
     path("admin/", admin.site.urls),
-    path("auth/login/", entra.login_view, name="login"),
-    path("auth/callback/", entra.callback_view, name="callback"),
-    path("auth/logout/", entra.logout_view, name="logout"),
-    path("auth/signed-out/", entra.signed_out_view, name="signed-out"),
-    path("account/", entra.account_view, name="account"),
-    path("account/photo/", entra.photo_view, name="account-photo"),
-    path("api/me", entra.api_me_view, name="api-me"),
+    path("", include("accounts.entra.urls")),
+    path("", include("accounts.urls")),
 ]

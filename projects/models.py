@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from accounts.db.fields import FixedCharField
+from core.db.fields import FixedCharField
 
 
 class Project(models.Model):

@@ -155,8 +155,8 @@ def migrated_db(migrated_template, tmp_path):
 @pytest.fixture
 def operator(client, db):
     """A superuser signed in to the admin (as Entra sign-in would have done)."""
-    from accounts.middleware import REFRESHED_AT
     from accounts.models import User
+    from core.middleware import REFRESHED_AT
 
     user = User.objects.create_superuser("admin@example.com")
     client.force_login(user)

@@ -6,9 +6,9 @@ import logging
 
 from django.urls import reverse
 
-from accounts.entra import http
-from accounts.entra.config import entra_config
+from accounts.entra.conf import entra_config
 from accounts.models import ProfilePhoto, User
+from core import http
 
 logger = logging.getLogger("accounts.entra.graph")
 
@@ -67,3 +67,37 @@ def sync_profile(*, user: User, token: str, app_only: bool = False) -> list[str]
     if changed:
         user.save(update_fields=[f for f in changed if f != "photo"] + ["profile_picture_url", "updated_at"])
     return changed
+
+
+class AppTokenError(GraphError):
+    """The app's own Graph token could not be had (its credentials, or Entra)."""
+
+
+def sync_all_profiles(*, emails: list[str] | None = None, on_result=None) -> tuple[int, list[tuple[User, str]]]:
+    """Sync every linked user's profile with the app's own credentials: (synced, [(user, error), …]).
+
+    ``on_result(user, changed_fields, error)`` is called per user (the command prints from it).
+    Raises ``AppTokenError`` when no app token can be had: then nobody is synced.
+    """
+    from accounts.entra.signin import build_app
+
+    config = entra_config()
+    result = build_app(config=config, app_only=True).acquire_token_for_client(scopes=[f"{config.graph_url}/.default"])
+    if "access_token" not in result:
+        raise AppTokenError(f"No app token for Graph: {result.get('error')}: {result.get('error_description', '')}")
+    users = User.objects.linked_to_entra().order_by("pk")
+    if emails:
+        users = users.filter(email__in=emails)
+    synced, failures = 0, []
+    for user in users.iterator(chunk_size=500):
+        try:
+            changed = sync_profile(user=user, token=result["access_token"], app_only=True)
+        except (GraphError, OSError) as exc:
+            failures.append((user, str(exc)))
+            if on_result:
+                on_result(user, [], str(exc))
+            continue
+        synced += 1
+        if on_result:
+            on_result(user, changed, None)
+    return synced, failures

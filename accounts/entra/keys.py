@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 
 import jwt
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
-from accounts.entra import http
-from accounts.entra.config import entra_config
+from accounts.entra.conf import entra_config
+from core import http
 
 logger = logging.getLogger("accounts.entra.keys")
 
@@ -100,6 +102,12 @@ def key_cache() -> KeyCache:
                 min_refresh_s=config.keys_min_refresh_s,
             )
         return _cache
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs) -> None:
+    if setting.startswith("ENTRA_"):
+        reset_key_cache()
 
 
 def reset_key_cache() -> None:

@@ -14,7 +14,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.entra.config import EntraConfig, entra_config
+from accounts.entra.conf import EntraConfig, entra_config
 from accounts.models import EntraLinkAudit, RefusedEntraLink, User, UserPreferences
 
 logger = logging.getLogger("accounts.entra.linking")

@@ -9,7 +9,6 @@ and msal's cache (which holds the refresh token) is kept Fernet-encrypted.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 import warnings
@@ -19,16 +18,15 @@ from urllib.parse import urlencode
 import msal
 import requests
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.entra import http
-from accounts.entra.config import EntraConfig, entra_config, load_client_certificate
+from accounts.entra.conf import EntraConfig, entra_config, load_client_certificate
 from accounts.entra.linking import SignInRefused, apply_roles, resolve_sign_in
 from accounts.entra.tokens import TokenError, expected_nonce, validate_id_token, validate_refreshed_id_token
-from accounts.models import EntraTokenCache, User, hash_token
+from accounts.models import EntraTokenCache, User
+from core import http
+from core.crypto import fernet, hash_token
 
 logger = logging.getLogger("accounts.entra.signin")
 
@@ -79,13 +77,7 @@ def _certificate_credential() -> dict:
 
 
 def _fernet() -> Fernet:
-    key = settings.ENTRA_TOKEN_CACHE_KEY
-    if not key:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"entra-token-cache").derive(
-            settings.SECRET_KEY.encode()
-        )
-        key = base64.urlsafe_b64encode(derived)
-    return Fernet(key)
+    return fernet("entra-token-cache", settings.ENTRA_TOKEN_CACHE_KEY)
 
 
 def load_cache(user: User) -> msal.SerializableTokenCache:

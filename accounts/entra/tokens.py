@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from accounts.entra.config import EntraConfig, entra_config
+from accounts.entra.conf import EntraConfig, entra_config
 from accounts.entra.keys import UnknownKey, key_cache
 
 

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the account page and the bearer-token API: thin views."""
+"""Sign-in, sign-out and the bearer-token API: thin views."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import logging
 import time
 from functools import wraps
 
-from django import forms
 from django.conf import settings
 from django.contrib.auth import login, logout
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -19,9 +17,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.entra import signin
-from accounts.entra.config import entra_config
-from accounts.entra.tokens import TokenError, validate_access_token
-from accounts.models import ProfilePhoto, User, UserPreferences
+from accounts.entra.bearer import BearerError, authenticate_bearer
+from accounts.entra.conf import entra_config
 from accounts.tasks import sync_profile_after_sign_in
 
 logger = logging.getLogger("accounts.entra.views")
@@ -102,62 +99,15 @@ def signed_out_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signed_out.html")
 
 
-class PreferencesForm(forms.ModelForm):
-    class Meta:
-        model = UserPreferences
-        fields = ["theme", "language", "email_notifications", "in_app_notifications", "notify_on_sync_failure"]
-
-
-@login_required
-def account_view(request: HttpRequest) -> HttpResponse:
-    preferences, _ = UserPreferences.objects.get_or_create(user=request.user)
-    form = PreferencesForm(request.POST or None, instance=preferences)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        return redirect("account")
-    return render(request, "accounts/account.html", {"form": form, "profile": request.user})
-
-
-@login_required
-def photo_view(request: HttpRequest) -> HttpResponse:
-    photo = ProfilePhoto.objects.filter(user=request.user).first()
-    if photo is None:
-        return HttpResponse(status=404)
-    if photo.etag and request.headers.get("If-None-Match") == photo.etag:
-        return HttpResponse(status=304)
-    response = HttpResponse(bytes(photo.content), content_type=photo.content_type)
-    response["ETag"] = photo.etag
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-def _bearer_error(error: str, description: str, status: int) -> JsonResponse:
-    response = JsonResponse({"error": error, "error_description": description}, status=status)
-    safe = description.replace('"', "'")
-    response["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{safe}"'
-    return response
-
-
 @entra_required
 def api_me_view(request: HttpRequest) -> JsonResponse:
     """The caller's profile, for API clients holding an access token for this API."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        response = JsonResponse(
-            {"error": "invalid_request", "error_description": "a bearer token is required"}, status=401
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-        return response
     try:
-        claims = validate_access_token(token.strip(), config=entra_config())
-    except TokenError as exc:
-        logger.info("API token rejected: %s", exc.description)
-        return _bearer_error(exc.error, exc.description, 403 if exc.error == "insufficient_scope" else 401)
-    user = User.objects.filter(
-        azure_entra_id=claims["oid"].lower(), azure_tenant_id=claims["tid"], is_active=True
-    ).first()
-    if user is None:
-        return _bearer_error("insufficient_scope", "no active account here is linked to this identity", 403)
+        user = authenticate_bearer(request)
+    except BearerError as exc:
+        response = JsonResponse({"error": exc.error, "error_description": exc.description}, status=exc.status)
+        response["WWW-Authenticate"] = exc.www_authenticate
+        return response
     return JsonResponse(
         {
             "id": user.pk,

@@ -12,8 +12,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import accounts.db.fields
 import accounts.models
+import core.db.fields
 
 
 class Migration(migrations.Migration):
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             name="LegacyRefreshToken",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("token_hash", accounts.db.fields.FixedCharField(max_length=64, unique=True)),
+                ("token_hash", core.db.fields.FixedCharField(max_length=64, unique=True)),
                 ("expires_at", models.DateTimeField()),
                 ("revoked_at", models.DateTimeField(blank=True, null=True)),
                 (

@@ -11,7 +11,7 @@ hashes are not restored.
 
 from django.db import migrations, models
 
-from accounts.db.operations import AddFieldDeferringUnique
+from core.db.operations import AddFieldDeferringUnique
 
 
 class Migration(migrations.Migration):

@@ -9,7 +9,7 @@ A unique index built concurrently, then attached as the constraint. Not atomic:
 
 from django.db import migrations
 
-from accounts.db.operations import AddUniqueConstraintConcurrently, EnsureLikeIndexConcurrently
+from core.db.operations import AddUniqueConstraintConcurrently, EnsureLikeIndexConcurrently
 
 
 class Migration(migrations.Migration):

@@ -6,7 +6,7 @@ Built concurrently on PostgreSQL; safe to re-run after an interruption.
 import django.db.models.functions.text
 from django.db import migrations, models
 
-from accounts.db.operations import AddIndexConcurrently
+from core.db.operations import AddIndexConcurrently
 
 
 class Migration(migrations.Migration):

@@ -6,7 +6,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import accounts.db.fields
+import core.db.fields
 
 
 class Migration(migrations.Migration):
@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("path", models.CharField(max_length=500)),
                 ("content", models.TextField()),
-                ("sha256", accounts.db.fields.FixedCharField(max_length=64)),
+                ("sha256", core.db.fields.FixedCharField(max_length=64)),
                 (
                     "created_at",
                     models.DateTimeField(

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from accounts.db.operations import AddIndexConcurrently
+from core.db.operations import AddIndexConcurrently
 
 
 class Migration(migrations.Migration):

@@ -10,7 +10,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import LegacyRefreshToken, User, UserPreferences, hash_token
+from accounts.models import LegacyRefreshToken, User, UserPreferences
+from core.crypto import hash_token
 
 pytestmark = pytest.mark.django_db
 

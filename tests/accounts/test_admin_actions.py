@@ -19,7 +19,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User, hash_token
+from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User
+from core.crypto import hash_token
 from integrations.models import GitHubSyncRecord
 from projects.models import Project
 from realtime.models import WebSocketSession

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from accounts.middleware import REFRESHED_AT
 from accounts.models import User
+from core.middleware import REFRESHED_AT
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.db.locks import LockBusy
 from accounts.migrate_users_to_entra import INACTIVE_POLICY, Batch, NotReady, Report, run_exclusively
+from core.db.locks import LockBusy
 
 MAX_BATCH_SIZE = 1_000_000
 

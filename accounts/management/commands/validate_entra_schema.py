@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.schema_validation import ERROR, NOT_APPLICABLE, validate
+from core.db.schema import ERROR, NOT_APPLICABLE, validate
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from accounts.entra import local_server
-from accounts.entra.local_server import _make_server_cert, ensure_certificates
+from devtools.local_entra import server as local_server
+from devtools.local_entra.server import _make_server_cert, ensure_certificates
 
 LOOPBACK = [
     x509.DNSName("localhost"),

@@ -14,8 +14,8 @@ import msal
 import pytest
 import requests
 
-from accounts.entra import http
-from accounts.entra.local_server import GRAPH_APP_ID, LocalEntra, LocalUser, solid_png
+from core import http
+from devtools.local_entra.server import GRAPH_APP_ID, LocalEntra, LocalUser, solid_png
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
@@ -642,7 +642,7 @@ def test_logout_is_recorded_and_links_back(server, alice):
 
 
 def test_nothing_it_issues_reaches_logs_or_stderr(server, app, alice, caplog, capfd):
-    caplog.set_level(logging.DEBUG, logger="accounts.entra")
+    caplog.set_level(logging.DEBUG)
     flow, query = sign_in(server, app, alice)
     result = app.acquire_token_by_auth_code_flow(flow, query)
     graph(server, "/v1.0/me", result["access_token"])
@@ -650,7 +650,7 @@ def test_nothing_it_issues_reaches_logs_or_stderr(server, app, alice, caplog, ca
     http.session(ca_bundle=str(server.ca_path)).get(f"{server.url}/nowhere?code={query['code']}")
 
     out, err = capfd.readouterr()
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("accounts.entra"))
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("accounts", "core", "devtools")))
     logged = ours + out + err
     assert "local Entra: POST" in ours  # the server did log its requests
     assert len(server.issued) >= 4

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from accounts.entra import http
+from core import http
 from tests.conftest import ROOT
 
 

@@ -304,7 +304,7 @@ def test_two_first_sign_ins_at_once_link_the_legacy_user_once(entra):
 
 
 def test_xms_edov_vouches_for_email_not_preferred_username(entra):
-    from accounts.entra.config import entra_config
+    from accounts.entra.conf import entra_config
     from accounts.entra.linking import tenant_owns_email
 
     config = entra_config()

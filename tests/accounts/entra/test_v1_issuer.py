@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import pytest
 
-from accounts.entra.config import EntraConfig
+from accounts.entra.conf import EntraConfig
 
 TID = "7a3f0000-0000-4000-8000-00000000c0de"
 

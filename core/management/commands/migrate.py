@@ -20,8 +20,8 @@ from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
 from django.db import OperationalError, connections
 
-from accounts.db.locks import LockBusy, advisory_lock, lock_holders
-from accounts.db.operations import MigrationBlocked
+from core.db.locks import LockBusy, advisory_lock, lock_holders
+from core.db.operations import MigrationBlocked
 
 LOCK_NOT_AVAILABLE = "55P03"
 

@@ -1,4 +1,4 @@
-"""The one HTTP chokepoint for Microsoft Entra ID and Microsoft Graph.
+"""The one HTTP chokepoint for every external system: Entra ID, Microsoft Graph, GitHub.
 
 Every call to the authority (msal's included, through ``http_client``), to the
 keys endpoint and to Graph goes through ``session()``: one place for timeouts,
@@ -16,7 +16,7 @@ import logging
 
 import requests
 
-logger = logging.getLogger("accounts.entra.http")
+logger = logging.getLogger("core.http")
 
 DEFAULT_TIMEOUT_S = 10.0
 

@@ -7,7 +7,7 @@ the authority and Graph paths::
     with LocalEntra(cert_dir=tmp_path, users=[alice], tenant_id=TID, client_id=CID, client_secret="s") as entra:
         app = msal.ConfidentialClientApplication(
             CID, client_credential="s", authority=entra.authority(), instance_discovery=False,
-            http_client=accounts.entra.http.session(ca_bundle=str(entra.ca_path)),
+            http_client=core.http.session(ca_bundle=str(entra.ca_path)),
         )
 
 It follows Entra where the project could tell the difference, and says so where
@@ -81,7 +81,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from accounts.entra import http as entra_http
+from core import http as entra_http
 
 try:
     import fcntl

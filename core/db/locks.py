@@ -16,7 +16,7 @@ class LockBusy(Exception):
 
 def _key(name: str) -> int:
     # A stable 32-bit key per lock name (PostgreSQL takes a signed bigint).
-    return zlib.crc32(f"entra-migration:{name}".encode())
+    return zlib.crc32(name.encode())
 
 
 def advisory_lock_holder(connection: BaseDatabaseWrapper, name: str) -> str:

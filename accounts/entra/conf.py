@@ -9,6 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -187,15 +189,7 @@ def entra_config() -> EntraConfig:
     )
 
 
+@receiver(setting_changed)
 def _reset(*, setting: str, **kwargs) -> None:
     if setting.startswith(("ENTRA_", "GRAPH_")):
         entra_config.cache_clear()
-        from accounts.entra import keys
-
-        keys.reset_key_cache()
-
-
-def connect_test_signals() -> None:
-    from django.test.signals import setting_changed
-
-    setting_changed.connect(_reset, dispatch_uid="accounts.entra.config.reset")
