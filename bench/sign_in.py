@@ -41,7 +41,7 @@ os.environ.update(
     TASKS_BACKEND="database",  # profile sync is queued, as in production
 )
 
-from devtools.local_entra.server import LocalEntra, LocalUser
+from devtools.local_entra import LocalEntra, LocalUser
 
 SERVER = LocalEntra(cert_dir=WORK / "ca", users=[], tenant_id=TENANT, client_id=CLIENT, client_secret="bench-secret")
 SERVER.start()

@@ -8,7 +8,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from devtools.local_entra.server import LocalEntra, LocalUser
+from devtools.local_entra import LocalEntra, LocalUser
 
 DEMO_USERS = [
     ("0f1e2d3c-0000-4000-8000-000000000001", "user1@example.com", "User One", [], "Contoso", "Platform"),

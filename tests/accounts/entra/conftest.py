@@ -9,7 +9,7 @@ import pytest
 
 from accounts.models import User
 from core import http
-from devtools.local_entra.server import LocalEntra, LocalUser
+from devtools.local_entra import LocalEntra, LocalUser
 
 TENANT = "7a3f0000-0000-4000-8000-00000000c0de"
 OTHER_TENANT = "0b0b0000-0000-4000-8000-0000000000b0"

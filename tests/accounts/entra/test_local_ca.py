@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from devtools.local_entra import server as local_server
-from devtools.local_entra.server import _make_server_cert, ensure_certificates
+from devtools import tls
+from devtools.tls import ensure_certificates, make_server_cert
 
 LOOPBACK = [
     x509.DNSName("localhost"),
@@ -134,7 +134,7 @@ def test_an_unconstrained_ten_year_ca_on_disk_is_replaced_and_the_server_certifi
     (tmp_path / "ca.pem").write_bytes(old_ca.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "ca-key.pem").write_bytes(pem(old_key))
     (tmp_path / "server.pem").write_bytes(
-        _make_server_cert(server_key, old_ca, old_key, "127.0.0.1").public_bytes(serialization.Encoding.PEM)
+        make_server_cert(server_key, old_ca, old_key, "127.0.0.1").public_bytes(serialization.Encoding.PEM)
     )
     (tmp_path / "server-key.pem").write_bytes(pem(server_key))
 
@@ -149,7 +149,7 @@ def test_an_unconstrained_ten_year_ca_on_disk_is_replaced_and_the_server_certifi
 
 def test_a_ca_about_to_expire_is_replaced(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
-        patch.setattr(local_server, "CA_LIFETIME", timedelta(days=10))
+        patch.setattr(tls, "CA_LIFETIME", timedelta(days=10))
         ensure_certificates(tmp_path)
     old_ca, _, _ = load(tmp_path)
 

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from core import http
-from devtools.local_entra.server import GRAPH_APP_ID, LocalEntra, LocalUser, solid_png
+from devtools.local_entra import LocalEntra, LocalUser, solid_png
+from devtools.local_entra.graph import GRAPH_APP_ID
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
