@@ -157,8 +157,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_tasks_db",
+    # core before django_tasks_db: its db_worker (with the periodic jobs) wins.
     "core",
+    "django_tasks_db",
     "accounts",
     "projects",
     "integrations",
@@ -305,3 +306,31 @@ ENTRA_KEYS_MIN_REFRESH_S = env.int("ENTRA_KEYS_MIN_REFRESH_S", default=60)
 ENTRA_TOKEN_CACHE_KEY = env_secret("ENTRA_TOKEN_CACHE_KEY", default="")
 
 # accounts' AppConfig.ready() checks these values when ENTRA_ENABLED (settings import no app code).
+
+# --- GitHub ----------------------------------------------------------------------
+# Setting GITHUB_APP_ID turns the integration on; integrations' AppConfig.ready()
+# then requires the App's values. GITHUB_LOCAL points everything at the local GitHub.
+GITHUB_LOCAL = env_bool("GITHUB_LOCAL", False)
+if GITHUB_LOCAL and not (DEBUG and DEVTOOLS):
+    raise ImproperlyConfigured("GITHUB_LOCAL (the local stand-in for GitHub) needs DEBUG=true and DEVTOOLS=true")
+GITHUB_LOCAL_PORT = env.int("GITHUB_LOCAL_PORT", default=8444)
+GITHUB_LOCAL_DIR = BASE_DIR / "var" / "local-github"
+_gh_local = f"http://127.0.0.1:{GITHUB_LOCAL_PORT}"
+GITHUB_API_URL = env.str("GITHUB_API_URL", default=_gh_local if GITHUB_LOCAL else "https://api.github.com").rstrip("/")
+GITHUB_WEB_URL = env.str("GITHUB_WEB_URL", default=_gh_local if GITHUB_LOCAL else "https://github.com").rstrip("/")
+GITHUB_APP_ID = env.str("GITHUB_APP_ID", default="1" if GITHUB_LOCAL else "")
+GITHUB_ENABLED = bool(GITHUB_APP_ID)
+GITHUB_APP_PRIVATE_KEY_FILE = env.str(
+    "GITHUB_APP_PRIVATE_KEY_FILE", default=str(GITHUB_LOCAL_DIR / "app-key.pem") if GITHUB_LOCAL else ""
+)
+GITHUB_APP_CLIENT_ID = env.str("GITHUB_APP_CLIENT_ID", default="Iv1.local" if GITHUB_LOCAL else "")
+GITHUB_APP_CLIENT_SECRET = env_secret("GITHUB_APP_CLIENT_SECRET", default="local-github-secret" if GITHUB_LOCAL else "")
+GITHUB_CA_BUNDLE = env.str("GITHUB_CA_BUNDLE", default="")
+GITHUB_SYNC_MAX_ATTEMPTS = env.int("GITHUB_SYNC_MAX_ATTEMPTS", default=5)
+GITHUB_SYNC_STALE_AFTER_S = env.int("GITHUB_SYNC_STALE_AFTER_S", default=900)
+GITHUB_SYNC_RETRY_BASE_S = env.float("GITHUB_SYNC_RETRY_BASE_S", default=30.0)
+GITHUB_SYNC_HEARTBEAT_S = env.float("GITHUB_SYNC_HEARTBEAT_S", default=30.0)
+GITHUB_WRITES_PER_MINUTE = env.int("GITHUB_WRITES_PER_MINUTE", default=80)
+GITHUB_WRITES_PER_HOUR = env.int("GITHUB_WRITES_PER_HOUR", default=500)
+GITHUB_CONNECT_TIMEOUT_S = env.float("GITHUB_CONNECT_TIMEOUT_S", default=5.0)
+GITHUB_READ_TIMEOUT_S = env.float("GITHUB_READ_TIMEOUT_S", default=30.0)

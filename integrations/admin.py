@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations.models import GitHubSyncRecord
+from integrations.github import services
+from integrations.models import GitHubRepositoryMapping, GitHubSyncRecord
 
 
 @admin.register(GitHubSyncRecord)
@@ -24,12 +26,19 @@ class GitHubSyncRecordAdmin(admin.ModelAdmin):
         "finished_at",
         "duration_ms",
     )
-    list_filter = ("status",)
+    list_filter = ("status", "repository_owner", "repository_name")
     date_hierarchy = "created_at"
     search_fields = ("repository_owner", "repository_name", "project__name")
     list_select_related = ("project", "requested_by")
     ordering = ("-created_at",)
     readonly_fields = tuple(field.name for field in GitHubSyncRecord._meta.fields)
+    actions = ("retry_syncs",)
+
+    @admin.action(description="Retry the selected failed or stale syncs", permissions=["change"])
+    def retry_syncs(self, request: HttpRequest, queryset: QuerySet[GitHubSyncRecord]) -> None:
+        candidates = services.retry_candidates().filter(pk__in=queryset.values("pk"))
+        count = services.retry(list(candidates))
+        self.message_user(request, f"{count} sync(s) re-enqueued; {queryset.count() - count} were not failed or stale.")
 
     @admin.display(description="Repository", ordering="repository_owner")
     def repository(self, record: GitHubSyncRecord) -> str:
@@ -39,4 +48,14 @@ class GitHubSyncRecordAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: GitHubSyncRecord | None = None) -> bool:
-        return False
+        # The change permission gates the retry action; no field is editable (all read-only).
+        return obj is None and super().has_change_permission(request, obj)
+
+
+@admin.register(GitHubRepositoryMapping)
+class GitHubRepositoryMappingAdmin(admin.ModelAdmin):
+    list_display = ("project", "repository_owner", "repository_name", "branch", "path", "updated_at")
+    list_filter = ("repository_owner",)
+    search_fields = ("project__name", "repository_owner", "repository_name")
+    list_select_related = ("project",)
+    readonly_fields = ("updated_at",)

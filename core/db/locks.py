@@ -78,3 +78,11 @@ def lock_holders(connection: BaseDatabaseWrapper, tables: list[str]) -> list[str
         f"{f' since {since:%H:%M:%S}' if since else ''}) holds {mode} on {rel}; last query: {query!r}"
         for pid, user, app, addr, state, since, query, rel, mode in rows
     ]
+
+
+def advisory_xact_lock(connection: BaseDatabaseWrapper, name: str) -> None:
+    """Hold an advisory lock until the current transaction ends (PostgreSQL; SQLite serializes writers anyway)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import EntraLinkAudit, LegacyRefreshToken, RefusedEntraLink, User
 from core.crypto import hash_token
-from integrations.models import GitHubSyncRecord
+from integrations.models import GitHubRepositoryMapping, GitHubSyncRecord
 from projects.models import Project
 from realtime.models import WebSocketSession
 
@@ -73,7 +73,10 @@ def one_of_each(viewer):
     )
     RefusedEntraLink.objects.create(reason=RefusedEntraLink.Reason.NO_ACCOUNT, tenant_id="t", object_id="o")
     EntraLinkAudit.objects.create(user=bob, event=EntraLinkAudit.Event.LINKED, tenant_id="t", object_id="o")
-    GitHubSyncRecord.objects.create(project=project, repository_owner="acme", repository_name="infra")
+    GitHubSyncRecord.objects.create(
+        project=project, repository_owner="acme", repository_name="infra", status=GitHubSyncRecord.Status.FAILED
+    )
+    GitHubRepositoryMapping.objects.create(project=project, repository_owner="acme", repository_name="infra")
     WebSocketSession.objects.create(user=bob, channel_name="specific.channel")
     missing = [ma.model._meta.label for ma in our_model_admins() if not ma.model._default_manager.exists()]
     assert not missing, f"add a row of {missing} to one_of_each, so their actions are tried"
