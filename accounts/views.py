@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,11 +14,12 @@ from accounts.models import ProfilePhoto, UserPreferences
 @login_required
 def account_view(request: HttpRequest) -> HttpResponse:
     preferences, _ = UserPreferences.objects.get_or_create(user=request.user)
-    form = PreferencesForm(request.POST or None, instance=preferences)
+    form = PreferencesForm(request.POST if request.method == "POST" else None, instance=preferences)
     if request.method == "POST" and form.is_valid():
         form.save()
+        messages.success(request, "Your preferences have been saved.")
         return redirect("account")
-    return render(request, "accounts/account.html", {"form": form, "profile": request.user})
+    return render(request, "accounts/account.html", {"form": form, "profile": request.user, "section": "account"})
 
 
 @login_required

@@ -26,7 +26,8 @@ BACKEND = "accounts.backends.NoPasswordBackend"
 
 
 def _error(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
-    return render(request, "accounts/sign_in_error.html", {"message": message}, status=status)
+    # The status tells the page which next step to suggest (try again, wait, ask an administrator).
+    return render(request, "accounts/sign_in_error.html", {"message": message, "status": status}, status=status)
 
 
 def entra_required(view):
