@@ -51,6 +51,7 @@ def entra_server(tmp_path_factory):
         client_id=CLIENT_ID,
         client_secret=SECRET,
         api_audience=f"api://{CLIENT_ID}",
+        graph_strict_select=True,  # as Graph: no companyName/department without $select
     )
     server.start()
     yield server
@@ -59,7 +60,8 @@ def entra_server(tmp_path_factory):
 
 @pytest.fixture
 def entra(entra_server, settings):
-    """Settings pointing at the local Entra, as the environment would set them."""
+    """Settings pointing at the local Entra, as the environment would set them; the server as constructed."""
+    entra_server.reset()
     settings.ENTRA_ENABLED = True
     settings.ENTRA_LOCAL = False
     settings.ENTRA_CLIENT_ID = CLIENT_ID
@@ -75,10 +77,6 @@ def entra(entra_server, settings):
     settings.ENTRA_JIT_CREATE = False
     settings.ENTRA_KEYS_MIN_REFRESH_S = 60
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-    entra_server.jwks_down = False
-    entra_server.graph_strict_select = True  # as Graph: no companyName/department without $select
-    entra_server.next_authorize_error = None
-    entra_server.unreachable = False
     return entra_server
 
 
