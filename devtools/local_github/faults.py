@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from devtools import local_server
 from devtools.local_github.request import ApiError
+from devtools.local_server import DropConnection
 
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to "
@@ -47,13 +47,6 @@ class Fault:
             and (self.method is None or self.method.upper() == method)
             and (self.path is None or fnmatch.fnmatchcase(path, self.path))
         )
-
-
-class DropConnection(BaseException):
-    """Raised from ``_handle`` to close the connection unanswered.
-
-    A BaseException, so that the base's ``except Exception`` (which answers 500) lets it through.
-    """
 
 
 class Faults:
@@ -123,19 +116,6 @@ class Faults:
         if fault.reset_in is not None:
             error.headers.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now) + fault.reset_in)})
         return error
-
-
-class DroppingHandler(local_server._Handler):
-    """The base's handler, closing the connection unanswered when ``_handle`` raises ``DropConnection``.
-
-    A stopgap: ``local_server`` has no per-request drop (``unreachable`` drops every request).
-    """
-
-    def _serve(self, method: str) -> None:
-        try:
-            super()._serve(method)
-        except DropConnection:
-            self.close_connection = True
 
 
 @dataclass

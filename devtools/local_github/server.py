@@ -18,14 +18,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from http.client import HTTPMessage
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core import http
 from devtools.local_github.app_auth import AppAuth, load_or_generate_key
-from devtools.local_github.faults import DroppingHandler, Faults, RateLimits
+from devtools.local_github.faults import Faults, RateLimits
 from devtools.local_github.git_data import WRITE_METHODS, GitData
 from devtools.local_github.oauth import GitHubUser, OAuth
 from devtools.local_github.repos import Repositories
@@ -123,13 +122,6 @@ class LocalGitHub(OAuth, AppAuth, GitData, Repositories, Faults, LocalServer):
             self.request_log: list[LoggedRequest] = []
             self._request_ids = itertools.count(1)
 
-    def start(self) -> Self:
-        super().start()
-        if self._httpd is not None:
-            # No request has come in yet: the server's next connection gets the handler that can drop it.
-            self._httpd.RequestHandlerClass = DroppingHandler
-        return self
-
     # clock and identity
 
     def clock(self) -> float:
@@ -141,10 +133,6 @@ class LocalGitHub(OAuth, AppAuth, GitData, Repositories, Faults, LocalServer):
     def bot_identity(self) -> tuple[str, str]:
         """Who the App's commits are by, as GitHub names an App's bot user."""
         return f"{self.app_slug}[bot]", f"{100000 + int(self.app_id)}+{self.app_slug}[bot]@users.noreply.github.com"
-
-    def http_session(self) -> http.PinnedSession:
-        """A session of the project's HTTP chokepoint for this server (trusting its CA over HTTPS)."""
-        return http.session(ca_bundle=str(self.ca_path) if self.ca_path else None)
 
     # limits and records, for tests
 
