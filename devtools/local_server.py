@@ -19,8 +19,9 @@ the base serves, logs and stops::
 needs a lock. An exception in it is logged and answered with a 500. Request lines
 are never printed (authorization codes ride in query strings), and paths are
 logged without their query. ``unreachable = True`` closes every connection
-unanswered, as an outage looks to a client; ``reset()`` clears it, and subclasses
-extend ``reset()`` to restore the rest of their state.
+unanswered, as an outage looks to a client, and ``_handle`` raising
+``DropConnection`` closes just that one; ``reset()`` clears ``unreachable``, and
+subclasses extend ``reset()`` to restore the rest of their state.
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
+from core import http
 from devtools import tls
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+
+
+class DropConnection(Exception):
+    """Raised from ``_handle``: the connection closes unanswered, as a network drops it."""
 
 
 @dataclass
@@ -134,6 +140,10 @@ class LocalServer:
     def ca_path(self) -> Path | None:
         """The test CA that issued the server's certificate: what a client's CA bundle needs."""
         return self.cert_dir / "ca.pem" if self.cert_dir is not None else None
+
+    def http_session(self) -> http.PinnedSession:
+        """A session of the project's HTTP chokepoint that trusts this server's CA."""
+        return http.session(ca_bundle=str(self.ca_path) if self.ca_path else None)
 
     def _server_error(self) -> Response:
         # Retry-After: 0 keeps msal from replaying this 500 to every redemption of the next 5 s: its
@@ -234,6 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             response = stand_in._handle(method, self.path, self.headers, body)
+        except DropConnection:
+            self.close_connection = True
+            return
         except Exception:
             logger.exception("%s: %s %s failed", stand_in.name, method, path)
             response = stand_in._server_error()

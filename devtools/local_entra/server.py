@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cryptography import x509
 
-from core import http as entra_http
 from devtools.local_entra.graph import Graph
 from devtools.local_entra.oauth import AuthCode, OAuth
 from devtools.local_entra.pages import AuthorizeResponse, press_sign_in
@@ -118,10 +117,6 @@ class LocalEntra(OAuth, TokenEndpoint, Graph, TokenIssuer, LocalServer):
 
     def authority(self, tenant: str | None = None) -> str:
         return f"{self.url}/{tenant or self.tenant_id}"
-
-    def http_session(self) -> entra_http.PinnedSession:
-        """A session of the project's HTTP chokepoint that trusts this server's CA."""
-        return entra_http.session(ca_bundle=str(self.ca_path))
 
     # users
 
