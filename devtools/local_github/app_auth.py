@@ -90,6 +90,7 @@ class AppAuth:
     _private_key: rsa.RSAPrivateKey
     _repos: dict[tuple[str, str], Repo]
     _installation_tokens: dict[str, InstallationToken]
+    _installations: dict[str, int]  # owner (lower-case) -> installation id, in the order first asked
     token_requests: list[TokenRequest]
     installation_permissions: dict[str, str]
     app_id: str
@@ -129,9 +130,11 @@ class AppAuth:
 
     def installation_id(self, owner: str) -> int | None:
         """The id of the App's installation on ``owner``: None when none of its repositories has the App."""
+        owner = owner.lower()
         with self._lock:
-            owners = sorted({repo.owner.lower() for repo in self._repos.values() if repo.installed})
-        return 1000 + owners.index(owner.lower()) if owner.lower() in owners else None
+            if not any(key[0] == owner and repo.installed for key, repo in self._repos.items()):
+                return None
+            return self._installations.setdefault(owner, 1000 + len(self._installations))
 
     def expire_installation_tokens(self, token: str | None = None) -> None:
         """Make ``token`` (None: every installation token) expired, as an hour later."""
@@ -197,8 +200,8 @@ class AppAuth:
         body = request.json()
         names, permissions = body.get("repositories"), body.get("permissions")
         with self._lock:
-            owner = next((o for o, _ in self._repos if self.installation_id(o) == int(installation_id)), None)
-            if owner is None:
+            owner = next((o for o, i in self._installations.items() if i == int(installation_id)), None)
+            if owner is None or self.installation_id(owner) is None:
                 raise ApiError(404)
             selected = {key[1]: repo for key, repo in self._repos.items() if key[0] == owner and repo.installed}
             if names is not None:

@@ -34,6 +34,10 @@ def _b64decode(value: Any) -> bytes:
         raise ApiError(422, "content is not valid Base64") from exc
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 class GitData:
     """The repository endpoints of LocalGitHub (``server.LocalGitHub`` holds the state)."""
 
@@ -94,7 +98,7 @@ class GitData:
             if not isinstance(ref, str) or not ref.startswith("refs/heads/") or len(ref) == len("refs/heads/"):
                 raise ApiError(422, "Reference name must start with 'refs/' and have at least two slashes.")
             branch = ref.removeprefix("refs/heads/")
-            if sha not in repo.objects.commits:
+            if not isinstance(sha, str) or sha not in repo.objects.commits:
                 raise ApiError(422, "Object does not exist")
             if branch in repo.branches:
                 raise ApiError(422, "Reference already exists")
@@ -111,7 +115,7 @@ class GitData:
             fault = self._take_fault(("concurrent_push",), request.method, request.path)
             if fault is not None:
                 self.push(repo.owner, repo.name, branch, fault.files)
-            if sha not in repo.objects.commits:
+            if not isinstance(sha, str) or sha not in repo.objects.commits:
                 raise ApiError(422, "Object does not exist")
             if not force and not repo.objects.descends(sha, repo.branches[branch]):
                 raise ApiError(422, "Update is not a fast forward")
@@ -151,7 +155,7 @@ class GitData:
     def _create_commit(self, request: Request, owner: str, name: str) -> Response:
         body = request.json()
         message, tree, parents = body.get("message"), body.get("tree"), body.get("parents", [])
-        if not isinstance(message, str) or not isinstance(tree, str) or not isinstance(parents, list):
+        if not isinstance(message, str) or not isinstance(tree, str) or not _strings(parents):
             raise ApiError(422, "Invalid request.\n\nmessage and tree are required; parents is a list")
         with self._lock:
             repo = self._repo(request, owner, name)
@@ -198,7 +202,7 @@ class GitData:
             raise ApiError(422, "Invalid request.\n\ntree must be a list of entries")
         with self._lock:
             repo = self._repo(request, owner, name)
-            if base is not None and base not in repo.objects.trees:
+            if base is not None and (not isinstance(base, str) or base not in repo.objects.trees):
                 raise ApiError(422, "base_tree is not a valid tree")
             try:
                 root = base
@@ -223,7 +227,7 @@ class GitData:
         sha = entry["sha"]
         if sha is None:
             return None
-        if sha not in (repo.objects.trees if kind == "tree" else repo.objects.blobs):
+        if not isinstance(sha, str) or sha not in (repo.objects.trees if kind == "tree" else repo.objects.blobs):
             raise BadObject(f"tree.sha {sha} is not a valid {kind}")
         return git_mode, sha
 

@@ -156,5 +156,7 @@ class Repositories:
             committer=signature,
             message=message,
         )
+        if repo.empty:
+            repo.default_branch = branch  # the first branch of a repository becomes its default, as on GitHub
         repo.branches[branch] = commit.sha
         return commit.sha

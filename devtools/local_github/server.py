@@ -106,6 +106,7 @@ class LocalGitHub(OAuth, AppAuth, GitData, Repositories, Faults, LocalServer):
             self.redirect_uris = copy.copy(self._initial_redirect_uris)  # registered callback URLs; None: any
             self._repos = {}
             self._next_id = 0
+            self._installations = {}
             self.installation_permissions = {"contents": "write", "metadata": "read"}
             self.clock_offset = 0.0  # seconds added to the server's clock: ages codes, tokens and JWTs
 

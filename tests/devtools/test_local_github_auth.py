@@ -121,11 +121,10 @@ def test_a_bad_app_jwt_is_refused_with_401(github, api, forge):
     answer = api("GET", "/repos/acme/infra/installation", token=forge(github, int(github.clock())), scheme="Bearer")
     assert answer.status_code == 401
     assert answer.json()["message"]
-    jwt_ok = github.app_jwt()
-    assert api("POST", "/app/installations/1000/access_tokens", token=forge(github, int(github.clock())),
-               scheme="Bearer", json={}).status_code == 401  # fmt: skip
-    assert api("POST", "/app/installations/1000/access_tokens", token=jwt_ok, scheme="Bearer",
-               json={}).status_code == 201  # fmt: skip
+    path = f"/app/installations/{github.installation_id('acme')}/access_tokens"
+    forged = forge(github, int(github.clock()))
+    assert api("POST", path, token=forged, scheme="Bearer", json={}).status_code == 401
+    assert api("POST", path, token=github.app_jwt(), scheme="Bearer", json={}).status_code == 201
 
 
 def test_a_jwt_within_the_drift_allowance_is_accepted(github, api):
@@ -230,3 +229,20 @@ def test_every_answer_carries_a_request_id_and_its_credentials_rate_limit(github
     # Another credential has its own budget.
     other = api("GET", "/repos/acme/infra", token=api.token("acme", "infra"))
     assert (other.status_code, other.headers["x-ratelimit-limit"]) == (200, "5000")
+
+
+def test_the_token_endpoint_takes_json_too(github, api):
+    code = github.sign_in(authorize_url(github), OCTOCAT).params["code"]
+    body = {"client_id": github.client_id, "client_secret": github.client_secret, "code": code}
+    answer = api("POST", "/login/oauth/access_token", json=body, headers={"Accept": "application/json"})
+    assert answer.json()["access_token"].startswith("ghu_")
+
+
+def test_installation_ids_stay_put_as_owners_come_and_go(github):
+    github.create_repo("zeta", "infra")
+    zeta = github.installation_id("zeta")
+    github.create_repo("alpha", "infra")
+    assert github.installation_id("alpha") != zeta
+    assert github.installation_id("ZETA") == zeta
+    github.repo("zeta", "infra").installed = False
+    assert github.installation_id("zeta") is None

@@ -223,3 +223,24 @@ def test_an_archived_repository_is_read_only(github, api):
     answer = api("POST", "/repos/acme/infra/git/blobs", token=token, json={"content": "x"})
     assert (answer.status_code, answer.json()["message"]) == (403, "Repository was archived so is read-only.")
     assert github.write_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/git/commits", {"message": "m", "tree": "x", "parents": [["nested"]]}),
+        ("POST", "/git/refs", {"ref": "refs/heads/x", "sha": ["nested"]}),
+        ("PATCH", "/git/refs/heads/main", {"sha": {"a": 1}}),
+        ("POST", "/git/trees", {"tree": [{"path": "a", "mode": "100644", "type": "blob", "sha": ["x"]}]}),
+        ("POST", "/git/trees", {"tree": [], "base_tree": ["x"]}),
+        ("POST", "/git/trees", {"tree": "not a list"}),
+        ("POST", "/git/blobs", {"content": "%%%", "encoding": "base64"}),
+        ("PUT", "/contents/a.tf", {"message": "m"}),
+    ],
+)
+def test_malformed_bodies_are_refused_not_crashed_on(github, api, method, path, body):
+    github.create_repo("acme", "infra")
+    answer = api(method, f"/repos/acme/infra{path}", token=api.token("acme", "infra"), json=body)
+    assert answer.status_code == 422, answer.text
+    broken = api(method, f"/repos/acme/infra{path}", token=api.token("acme", "infra"), data=b"{not json")
+    assert broken.status_code == 400
