@@ -1,4 +1,4 @@
-"""The local Entra's test CA vouches for loopback names only, for a year, and an older CA on disk is replaced."""
+"""The stand-ins' test CA (devtools.tls) vouches for loopback names only, for a year; an older CA is replaced."""
 
 from __future__ import annotations
 
