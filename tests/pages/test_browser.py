@@ -9,7 +9,7 @@ import pytest
 
 from accounts.models import UserPreferences
 from tests.accounts.entra.conftest import ADMIN, ALICE, MALLORY, legacy_user
-from tests.pages.conftest import WIDTHS, check_page, needs_chromium, set_width, sign_in
+from tests.pages.conftest import WIDTHS, check_page, needs_chromium, screenshot, set_width, sign_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
@@ -89,9 +89,24 @@ def test_a_signed_in_user_sees_each_page_at_desktop_and_phone_widths(
             elif name == "not-found":
                 assert "bobs-secret-project" not in chrome.page_source
 
-    # Preferences, saved through the form: it says so once, and the dark theme is what she now sees.
+    # Focus is visible: the first Tab shows the skip link, outlined; the next ones outline each link.
     set_width(chrome, 1280)
     chrome.get(f"{site.url}/account/")
+    from selenium.webdriver.common.keys import Keys
+
+    for expected in ("Skip to content", "Infrastructure code platform", "Projects"):
+        chrome.switch_to.active_element.send_keys(Keys.TAB)
+        focused = chrome.switch_to.active_element
+        assert focused.text == expected
+        style = chrome.execute_script(
+            "const s = getComputedStyle(arguments[0]); const r = arguments[0].getBoundingClientRect();"
+            "return [s.outlineStyle, parseFloat(s.outlineWidth), r.top >= 0]",
+            focused,
+        )
+        assert style == ["solid", 3, True], (expected, style)
+    screenshot(chrome, artifacts_dir / "alice-account-focus-1280.png")
+
+    # Preferences, saved through the form: it says so once, and the dark theme is what she now sees.
     from selenium.webdriver.support.ui import Select
 
     Select(by(chrome, "#id_theme")[0]).select_by_visible_text("Dark")
