@@ -50,7 +50,19 @@ def installation_token(client: GitHubClient, owner: str, name: str, *, refresh: 
     if cached and not refresh and cached[1] - TOKEN_RENEW_BEFORE_S > time.time():
         return cached[0]
     bearer = app_jwt(client.config)
-    installation = client.request("GET", f"/repos/{owner}/{name}/installation", token=bearer, scheme="Bearer")
+    try:
+        installation = client.request("GET", f"/repos/{owner}/{name}/installation", token=bearer, scheme="Bearer")
+    except GitHubError as exc:
+        if exc.status != 404:
+            raise
+        raise GitHubError(
+            f"The GitHub App is not installed on {owner}/{name} (or the repository does not exist): install the App "
+            "on the repository or fix the mapping",
+            reason="not_installed",
+            retryable=False,
+            status=404,
+            request_id=exc.request_id,
+        ) from None
     answer = client.request(
         "POST",
         f"/app/installations/{installation['id']}/access_tokens",

@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -276,7 +276,6 @@ def sweep_stale_syncs() -> int:
         logger.warning("sync %s: its worker stopped beating; taking it back", record_id)
         status = run_sync(record_id, stale_before=threshold)
         done += status not in ("busy", "not claimable", "gone", "waiting")
-        close_old_connections()
     return done
 
 

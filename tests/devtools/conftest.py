@@ -12,7 +12,7 @@ from integrations.github.conf import API_VERSION
 
 OCTOCAT = GitHubUser("octocat", 583231, "The Octocat", "octocat@example.com")
 HUBOT = GitHubUser("hubot", 480938, "Hubot")
-CALLBACK = "http://testserver/github/callback/"
+CALLBACK = "http://testserver/account/github/callback/"  # the project's redirect_uri
 
 
 class Api:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from integrations.github.gitobjects import blob_sha, folder_tree_sha
 
 FILES = {
