@@ -74,6 +74,7 @@ class LocalServer:
 
     name = "local server"  # in log lines and the thread's name
     server_version = "LocalServer/1.0"
+    max_body_bytes = MAX_BODY_BYTES  # a larger body is answered 413
 
     def __init__(self, *, cert_dir: Path | None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.cert_dir = Path(cert_dir) if cert_dir is not None else None
@@ -237,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        if length > stand_in.max_body_bytes:
             self._write(Response(413, b"Request body too large", "text/plain"))
             return
         body = self.rfile.read(length) if length else b""

@@ -81,3 +81,13 @@ def test_a_body_over_the_limit_is_refused_unread(echo):
     answer = echo.http_session().post(f"{echo.url}/", data=b"x" * (MAX_BODY_BYTES + 1))
 
     assert answer.status_code == 413
+
+
+def test_a_subclass_sets_its_own_body_limit():
+    class Small(Echo):
+        max_body_bytes = 10
+
+    with Small(cert_dir=None) as server:
+        session = server.http_session()
+        assert session.post(f"{server.url}/", data=b"x" * 10, headers={"X-Echo": "e"}).status_code == 200
+        assert session.post(f"{server.url}/", data=b"x" * 11).status_code == 413
