@@ -21,7 +21,8 @@ def _is_postgres(schema_editor) -> bool:
 
 
 def _require_autocommit(schema_editor, operation) -> None:
-    if schema_editor.connection.in_atomic_block:
+    # Collecting SQL (sqlmigrate) runs nothing, whatever transaction it is in.
+    if schema_editor.connection.in_atomic_block and not schema_editor.collect_sql:
         raise ValueError(f"{operation} builds indexes concurrently: put it in a migration with atomic = False")
 
 

@@ -8,6 +8,12 @@
   atomic, is safe to re-run); it is retried with backoff, up to
   ``MIGRATION_LOCK_RETRIES`` times, then migrate fails naming the sessions
   that hold the locks. Running it again completes.
+- The foreign keys a migration added ``NOT VALID`` are validated once it is
+  recorded, each in a transaction of its own (still under the lock timeout),
+  so that no writer waits while existing rows are checked. Foreign keys left
+  NOT VALID (a validation that failed or was interrupted) are validated at the
+  end of every run. Rows that break one stop migrate with a message naming it;
+  the constraint stays NOT VALID until a run after the fix validates it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
 from django.db import OperationalError, connections
+from django.db.migrations.loader import MigrationLoader
 
+from core.db.backends.postgresql.schema import ForeignKeyViolated
 from core.db.locks import LockBusy, advisory_lock, lock_holders
 from core.db.operations import MigrationBlocked
 
@@ -34,19 +42,32 @@ def _is_lock_timeout(exc: BaseException) -> bool:
     return False
 
 
+def _migrated_tables(connection) -> set[str]:
+    """The tables the migrations made, and those of the installed models (with their many-to-many tables)."""
+    state = MigrationLoader(connection, ignore_no_migrations=True).project_state()
+    made = {model.options.get("db_table") or f"{app}_{name}" for (app, name), model in state.models.items()}
+    return made | set(connection.introspection.django_table_names(only_existing=True))
+
+
 class Command(DjangoMigrateCommand):
-    help = DjangoMigrateCommand.help + " On PostgreSQL: one run at a time, short lock waits, retried."
+    help = DjangoMigrateCommand.help + (
+        " On PostgreSQL: one run at a time, short lock waits, retried; new foreign keys validated after their"
+        " transaction, and any left NOT VALID at the end."
+    )
 
     def handle(self, *args, **options):
         try:
             return self._handle(*args, **options)
         except MigrationBlocked as exc:
             raise CommandError(f"Migration stopped, nothing of it applied: {exc}") from exc
+        except ForeignKeyViolated as exc:
+            raise CommandError(f"Migrations applied so far are recorded, but the {exc}") from exc
 
     def _handle(self, *args, **options):
         connection = connections[options["database"]]
         if connection.vendor != "postgresql":
             return super().handle(*args, **options)
+        self._connection = connection
         try:
             with advisory_lock(connection, "migrate", wait_s=settings.MIGRATION_ADVISORY_LOCK_WAIT_S):
                 return self._handle_with_retries(connection, *args, **options)
@@ -55,9 +76,14 @@ class Command(DjangoMigrateCommand):
 
     def _handle_with_retries(self, connection, *args, **options):
         retries = settings.MIGRATION_LOCK_RETRIES
+        changes = not (options["plan"] or options["check_unapplied"] or options["fake"])
         for attempt in range(retries + 1):
+            connection.pending_fk_validations = []
             try:
-                return super().handle(*args, **options)
+                result = super().handle(*args, **options)
+                if changes:
+                    self._validate_foreign_keys(connection, tables=_migrated_tables(connection))
+                return result
             except OperationalError as exc:
                 if not _is_lock_timeout(exc):
                     raise
@@ -76,3 +102,27 @@ class Command(DjangoMigrateCommand):
                     f"[{attempt + 1}/{retries}]"
                 )
                 time.sleep(delay)
+            finally:
+                connection.pending_fk_validations = None
+
+    def migration_progress_callback(self, action, migration=None, fake=False) -> None:
+        super().migration_progress_callback(action, migration, fake)
+        connection = getattr(self, "_connection", None)
+        pending = connection.pending_fk_validations if connection is not None else None
+        if action in ("apply_success", "unapply_success") and pending:
+            names = pending.copy()
+            pending.clear()
+            self._validate_foreign_keys(connection, names=names)
+
+    def _validate_foreign_keys(self, connection, *, names=None, tables=None) -> None:
+        """Validate the NOT VALID foreign keys named, or those left on the tables given."""
+        with connection.schema_editor(atomic=False) as editor:
+            for table, name in editor.not_valid_foreign_keys(names, tables):
+                if self.verbosity >= 1:
+                    self.stdout.write(f"  Validating foreign key {name} on {table}...", ending="")
+                    self.stdout.flush()
+                started = time.monotonic()
+                editor.validate_foreign_key(table, name)
+                if self.verbosity >= 1:
+                    elapsed = f" ({time.monotonic() - started:.3f}s)" if self.verbosity > 1 else ""
+                    self.stdout.write(self.style.SUCCESS(" OK") + elapsed)

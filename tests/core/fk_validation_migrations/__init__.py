@@ -1,0 +1,1 @@
+"""Scratch migrations for ``core`` (via ``MIGRATION_MODULES``) that add a foreign key to an existing table."""

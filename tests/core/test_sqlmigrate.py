@@ -1,0 +1,70 @@
+"""``sqlmigrate`` shows what ``migrate`` runs: on PostgreSQL the lock_timeout first, validations after the COMMIT."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+postgres = pytest.mark.postgres
+
+
+def sqlmigrate(*args: str) -> list[str]:
+    out = StringIO()
+    call_command("sqlmigrate", *args, stdout=out)
+    return out.getvalue().splitlines()
+
+
+@postgres
+@pytest.mark.django_db
+def test_an_atomic_migration_sets_the_lock_timeout_then_validates_after_its_commit():
+    lines = sqlmigrate("integrations", "0001")
+
+    assert lines[:2] == ["SET lock_timeout = 300;", "BEGIN;"]
+    commit = lines.index("COMMIT;")
+    added = [line for line in lines[:commit] if "FOREIGN KEY" in line]
+    assert len(added) == 2 and all(line.endswith(" NOT VALID;") for line in added)
+    assert not any("VALIDATE CONSTRAINT" in line for line in lines[:commit])
+    validated = [line for line in lines[commit:] if "VALIDATE CONSTRAINT" in line]
+    assert validated == [
+        'ALTER TABLE "github_sync_records" VALIDATE CONSTRAINT "github_sync_records_project_id_004098cb_fk_projects_id";',
+        'ALTER TABLE "github_sync_records" VALIDATE CONSTRAINT "github_sync_records_requested_by_id_669788c2_fk_users_id";',
+    ]
+
+
+@postgres
+@pytest.mark.django_db
+@override_settings(MIGRATION_LOCK_TIMEOUT_MS=150)
+def test_a_migration_without_a_transaction_has_the_lock_timeout_and_no_begin():
+    lines = sqlmigrate("accounts", "0005")
+
+    assert lines[0] == "SET lock_timeout = 150;"
+    assert "BEGIN;" not in lines and "COMMIT;" not in lines
+    assert (
+        'CREATE INDEX CONCURRENTLY "users_entra_tenant_idx" ON "users" ("azure_tenant_id", "azure_entra_id");' in lines
+    )
+
+
+@postgres
+@pytest.mark.django_db
+def test_going_back_validates_the_foreign_key_it_adds_back_after_the_commit():
+    lines = sqlmigrate("accounts", "0007", "--backwards")
+
+    commit = lines.index("COMMIT;")
+    assert any(line.endswith(" NOT VALID;") for line in lines[:commit])
+    assert lines[-1] == (
+        'ALTER TABLE "entra_link_audits" VALIDATE CONSTRAINT "entra_link_audits_user_id_8e5baf24_fk_users_id";'
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # SQLite's schema editor refuses to run in a transaction
+def test_on_sqlite_it_is_djangos_output():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    lines = sqlmigrate("realtime", "0001")
+
+    assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
+    assert not any("lock_timeout" in line or "VALIDATE" in line for line in lines)
