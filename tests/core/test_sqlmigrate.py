@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 postgres = pytest.mark.postgres
 
@@ -16,6 +21,24 @@ def sqlmigrate(*args: str) -> list[str]:
     out = StringIO()
     call_command("sqlmigrate", *args, stdout=out)
     return out.getvalue().splitlines()
+
+
+def squawk(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess:
+    path = tmp_path / "migration.sql"
+    path.write_text("\n".join(lines) + "\n")
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "squawk"),
+            "--config",
+            str(ROOT / ".squawk.toml"),
+            "--reporter",
+            "gcc",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @postgres
@@ -68,3 +91,20 @@ def test_on_sqlite_it_is_djangos_output():
 
     assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
     assert not any("lock_timeout" in line or "VALIDATE" in line for line in lines)
+
+
+@postgres
+@pytest.mark.django_db
+def test_squawk_passes_the_output_and_flags_what_it_replaced(tmp_path):
+    lines = sqlmigrate("integrations", "0001")
+    passed = squawk(tmp_path, lines)
+    assert passed.returncode == 0, passed.stdout
+
+    # As it was: no lock_timeout in the SQL, validations inside the transaction.
+    commit = lines.index("COMMIT;")
+    validations = [line for line in lines[commit:] if "VALIDATE CONSTRAINT" in line]
+    before = [*lines[1:commit], *validations, "COMMIT;"]
+    found = squawk(tmp_path, before)
+    assert found.returncode != 0
+    assert found.stdout.count("constraint-missing-not-valid") == 2
+    assert "require-lock-timeout" in found.stdout
