@@ -13,11 +13,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import threading
 import time
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from accounts.entra.conf import EntraConfig, entra_config
 from accounts.entra.keys import UnknownKey, key_cache
@@ -157,13 +160,67 @@ def validate_refreshed_id_token(token: str, *, tenant_id: str, object_id: str, c
     return claims
 
 
+class ValidatedTokens:
+    """Access tokens already validated, recognised by their SHA-256 until their ``exp``: a bounded cache.
+
+    A WebSocket client presents the same token at every reconnect (5,000 connections of
+    500 users: each token ten times); one RSA verification serves them all. An entry
+    counts only for the configuration it was validated under. Revocation is not a
+    concern here: the real-time re-check closes a disabled account's connections.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, EntraConfig, dict]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes, config: EntraConfig, now: float) -> dict | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] is not config or entry[0] <= now:
+            return None
+        return entry[2]
+
+    def put(self, digest: bytes, config: EntraConfig, claims: dict, until: float) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = time.time()
+                for key in [k for k, (u, _, _) in self._entries.items() if u <= now]:
+                    del self._entries[key]
+                while len(self._entries) >= self.max_entries:  # the oldest first
+                    del self._entries[next(iter(self._entries))]
+            self._entries[digest] = (until, config, claims)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+validated_tokens = ValidatedTokens()
+
+
+@receiver(setting_changed)
+def _reset_validated(*, setting: str, **kwargs) -> None:
+    if setting.startswith("ENTRA_"):
+        validated_tokens.clear()
+
+
 def validate_access_token(token: str, *, config: EntraConfig | None = None) -> dict:
     """The claims of a valid access token for this API, with the required scope or app role.
 
     Only access tokens: an ID token (which has a ``nonce``, and no ``azp``/``appid`` naming
-    the calling client) is refused even when its audience and roles would do.
+    the calling client) is refused even when its audience and roles would do. A token
+    validated before under the same configuration is recognised by its hash until it expires.
     """
     config = config or entra_config()
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    claims = validated_tokens.get(digest, config, time.time())
+    if claims is None:
+        claims = _validate_access_token(token, config)
+        validated_tokens.put(digest, config, claims, float(claims["exp"]) + config.clock_skew_s)
+    return dict(claims)
+
+
+def _validate_access_token(token: str, config: EntraConfig) -> dict:
     claims = _decode(token, audiences=config.api_audiences, config=config)
     if claims["iss"] not in (config.issuer(claims["tid"]), config.v1_issuer(claims["tid"])):
         raise TokenError("token issuer does not match its tenant")

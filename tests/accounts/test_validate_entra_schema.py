@@ -356,7 +356,7 @@ def test_sequence_behind_max_id_is_an_error(migrated_db):
 
 
 def test_unapplied_migration_is_an_error_with_what_it_would_build(migrated_db):
-    migrated_db.manage("migrate", "realtime", "0001")
+    migrated_db.manage("migrate", "realtime", "0003")
 
     code, errors = validate(migrated_db)
 
@@ -364,9 +364,9 @@ def test_unapplied_migration_is_an_error_with_what_it_would_build(migrated_db):
     assert_errors(
         errors,
         {
-            "realtime.0002_add_performance_indexes": "not applied",
-            "websocket_sessions.ws_sessions_user_live_idx": "index ws_sessions_user_live_idx btree (user_id) WHERE",
-            "websocket_sessions.ws_sessions_heartbeat_idx": "index ws_sessions_heartbeat_idx btree (last_heartbeat_at) WHERE",
+            "realtime.0004_add_session_server_indexes": "not applied",
+            "websocket_sessions.ws_sessions_server_live_idx": "index ws_sessions_server_live_idx btree (server_id) WHERE",
+            "websocket_sessions.ws_sessions_closed_idx": "index ws_sessions_closed_idx btree (disconnected_at) WHERE",
         },
     )
 

@@ -1,0 +1,304 @@
+"""/ws/notifications/ through Channels' WebsocketCommunicator: who may connect, the protocol, the rows.
+
+The whole ASGI application of config/asgi.py (origin check, session middleware, routing)
+in this process, with the in-memory channel layer and the local Entra's tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test import Client
+
+from config.asgi import application
+from realtime.models import RealtimeServer, WebSocketSession
+from realtime.notifications import asend_to_user
+from realtime.runtime import Runtime, stop_runtime
+from tests.accounts.entra.conftest import ALICE, PERSONAL
+from tests.realtime.communicator import WebsocketCommunicator
+from tests.realtime.conftest import API
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("realtime_settings", "entra")]
+PATH = "/ws/notifications/"
+ORIGIN = (b"origin", b"http://testserver")
+
+
+def run(scenario) -> None:
+    async def main():
+        try:
+            await asyncio.wait_for(scenario(), timeout=20)
+        finally:
+            await stop_runtime()
+
+    async_to_sync(main)()
+
+
+def cookie_headers(client, user, *, origin: bytes | None = b"http://testserver") -> list[tuple[bytes, bytes]]:
+    """A browser session of its own for ``user`` (signing in again with ``client`` would end the last one)."""
+    browser = Client()
+    browser.force_login(user)
+    client.cookies = browser.cookies
+    headers = [(b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode()), (b"host", b"testserver")]
+    return headers + ([(b"origin", origin)] if origin else [])
+
+
+def bearer(token: str) -> list[str]:
+    return ["platform.v1", f"access_token.{token}"]
+
+
+async def connect(headers=(), subprotocols=None, path=PATH) -> tuple[WebsocketCommunicator, dict | int]:
+    communicator = WebsocketCommunicator(application, path, headers=list(headers), subprotocols=subprotocols)
+    connected, detail = await communicator.connect(timeout=10)
+    if not connected:
+        return communicator, detail
+    communicator.subprotocol = detail
+    return communicator, await communicator.receive_json_from(timeout=5)
+
+
+def test_a_signed_in_browser_connects_and_gets_a_welcome_naming_its_row(client, alice):
+    headers = cookie_headers(client, alice)
+
+    async def scenario():
+        ws, welcome = await connect(headers)
+        assert welcome["type"] == "welcome"
+        assert welcome["heartbeat_interval_s"] == 1
+        row = await Runtime.current().db(WebSocketSession.objects.get, connection_id=welcome["connection_id"])
+        assert row.user_id == alice.pk and row.disconnected_at is None
+        assert row.server_id == Runtime.current().server_id
+        assert row.channel_name.startswith("specific.")
+        assert row.client_metadata == {"auth": "cookie", "subprotocol": ""}
+        await ws.disconnect()
+
+    run(scenario)
+    row = WebSocketSession.objects.get()
+    assert row.disconnected_at is not None and row.disconnect_reason == "client closed" and row.close_code == 1000
+    assert RealtimeServer.objects.get().stop_reason == "shutdown"
+
+
+def test_heartbeats_are_acknowledged_with_their_id(client, alice):
+    headers = cookie_headers(client, alice)
+
+    async def scenario():
+        ws, _ = await connect(headers)
+        for beat in ("a", 2, None):
+            await ws.send_json_to({"type": "heartbeat", "id": beat})
+            assert await ws.receive_json_from(timeout=5) == {"type": "heartbeat_ack", "id": beat}
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_bearer_client_is_answered_platform_v1_never_its_token(entra, alice):
+    token = entra.access_token(ALICE, audience=API, scp="access_as_user")
+
+    async def scenario():
+        ws, welcome = await connect([], bearer(token))  # no Origin: an API client
+        assert welcome["type"] == "welcome"
+        assert ws.subprotocol == "platform.v1"
+        await ws.disconnect()
+
+    run(scenario)
+    row = WebSocketSession.objects.get()
+    assert row.user == alice and row.client_metadata["auth"] == "bearer"
+    assert token not in json.dumps(row.client_metadata)
+
+
+REFUSED_TOKENS = {
+    "another audience": lambda e: e.access_token(ALICE, audience="00000003-0000-0000-c000-000000000000", scp="x"),
+    "expired": lambda e: e.access_token(ALICE, audience=API, scp="access_as_user", exp=int(time.time()) - 3600),
+    "issuer": lambda e: e.access_token(ALICE, audience=API, scp="access_as_user", iss="https://evil.example/"),
+    "tenant not allowed": lambda e: e.access_token(PERSONAL, audience=API, scp="access_as_user"),
+    "signature": lambda e: e.access_token(ALICE, audience=API, scp="access_as_user")[:-4] + "AAAA",
+    "malformed": lambda e: "not-a-jwt",
+    "missing scope": lambda e: e.access_token(ALICE, audience=API, scp="something_else"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_TOKENS)
+def test_every_token_api_me_refuses_is_refused_at_the_handshake(entra, alice, case):
+    token = REFUSED_TOKENS[case](entra)
+
+    async def scenario():
+        _, detail = await connect([ORIGIN], bearer(token))
+        assert isinstance(detail, int), f"{case}: accepted"
+
+    run(scenario)
+    assert not WebSocketSession.objects.exists()
+
+
+def test_a_valid_token_of_nobody_here_is_refused(entra, db):
+    token = entra.access_token(ALICE, audience=API, scp="access_as_user")  # Alice has no account here
+
+    async def scenario():
+        _, detail = await connect([], bearer(token))
+        assert isinstance(detail, int)
+
+    run(scenario)
+    assert not WebSocketSession.objects.exists()
+
+
+def test_refused_handshakes_create_no_row(client, entra, alice):
+    token = entra.access_token(ALICE, audience=API, scp="access_as_user")
+    cases = {
+        "no credentials": ([ORIGIN], None, PATH),
+        "token in the URL": ([ORIGIN], None, f"{PATH}?access_token={token}"),
+        "token in the URL beside a cookie": (cookie_headers(client, alice), None, f"{PATH}?token={token}"),
+        "token without platform.v1": ([], [f"access_token.{token}"], PATH),
+        "cookie without Origin": (cookie_headers(client, alice, origin=None), None, PATH),
+        "cookie from a foreign Origin": (cookie_headers(client, alice, origin=b"https://evil.example"), None, PATH),
+        "bearer from a foreign Origin": ([(b"origin", b"https://evil.example")], bearer(token), PATH),
+        "another path": (cookie_headers(client, alice), None, "/ws/other/"),
+    }
+
+    async def scenario():
+        for name, (headers, subprotocols, path) in cases.items():
+            _, detail = await connect(headers, subprotocols, path)
+            assert isinstance(detail, int), f"{name}: accepted"
+
+    run(scenario)
+    assert not WebSocketSession.objects.exists()
+
+
+def test_an_inactive_user_cannot_connect(client, alice):
+    headers = cookie_headers(client, alice)
+    alice.is_active = False
+    alice.save()
+
+    async def scenario():
+        _, detail = await connect(headers)
+        assert isinstance(detail, int)
+
+    run(scenario)
+    assert not WebSocketSession.objects.exists()
+
+
+def test_heartbeats_are_written_for_all_connections_in_one_update(client, alice, bob):
+    headers = [cookie_headers(client, user) for user in (alice, alice, bob)]
+
+    async def scenario():
+        sockets = [(await connect(h))[0] for h in headers]
+        runtime = Runtime.current()
+        statements: list[str] = []
+
+        def count(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        await runtime.db(lambda: connection.execute_wrappers.append(count))  # the one database thread
+        for _ in range(5):
+            for ws in sockets:
+                await ws.send_json_to({"type": "heartbeat", "id": 1})
+                await ws.receive_json_from(timeout=5)
+        assert statements == []  # nothing written per message
+        await runtime.write_heartbeats()
+        assert len(statements) == 1 and statements[0].startswith("UPDATE websocket_sessions SET last_heartbeat_at")
+        await runtime.write_heartbeats()  # nobody beat since: nothing to write
+        assert len(statements) == 1
+        await runtime.db(lambda: connection.execute_wrappers.remove(count))
+        for ws in sockets:
+            await ws.disconnect()
+
+    before = time.time()
+    run(scenario)
+    rows = WebSocketSession.objects.all()
+    assert len(rows) == 3 and all(r.last_heartbeat_at.timestamp() >= before for r in rows)
+
+
+def test_three_silent_intervals_close_with_4408(client, alice):
+    headers = cookie_headers(client, alice)
+
+    async def scenario():
+        ws, _ = await connect(headers)
+        started = time.monotonic()
+        output = await ws.receive_output(timeout=6)
+        assert output == {"type": "websocket.close", "code": 4408}
+        assert 3 <= time.monotonic() - started < 5.5
+
+    run(scenario)
+    assert WebSocketSession.objects.get().disconnect_reason == "silent"
+
+
+def test_a_frame_over_64_kib_closes_with_1009(client, alice):
+    headers = cookie_headers(client, alice)
+
+    async def scenario():
+        ws, _ = await connect(headers)
+        await ws.send_to(text_data=json.dumps({"type": "heartbeat", "id": "x" * (64 * 1024)}))
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
+
+    run(scenario)
+    row = WebSocketSession.objects.get()
+    assert (row.disconnect_reason, row.close_code) == ("message too large", 1009)
+
+
+def test_an_event_reaches_every_connection_of_its_user_and_no_other(client, alice, bob):
+    headers = [cookie_headers(client, user) for user in (alice, alice, bob)]
+
+    async def scenario():
+        alices = [(await connect(h))[0] for h in headers[:2]]
+        bobs, _ = await connect(headers[2])
+        await asend_to_user(alice, {"type": "notice", "text": "Maintenance at 18:00"})
+        for ws in alices:
+            assert await ws.receive_json_from(timeout=5) == {"type": "notice", "text": "Maintenance at 18:00"}
+        assert await bobs.receive_nothing(timeout=0.3)
+        for ws in [*alices, bobs]:
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_recheck_closes_signed_out_and_disabled_users(client, entra, alice, bob):
+    from django.contrib.sessions.models import Session
+
+    alice_headers, bob_headers = cookie_headers(client, alice), cookie_headers(client, bob)
+    bob_session = client.cookies["sessionid"].value
+
+    async def scenario():
+        alice_ws, _ = await connect(alice_headers)
+        bob_ws, _ = await connect(bob_headers)
+        runtime = Runtime.current()
+        await runtime.db(Session.objects.filter(session_key=bob_session).delete)  # Bob's
+        await runtime.db(lambda: type(alice).objects.filter(pk=alice.pk).update(is_active=False))
+        await runtime.recheck()
+        assert await alice_ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+        assert await bob_ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+    run(scenario)
+    reasons = dict(WebSocketSession.objects.values_list("user__email", "disconnect_reason"))
+    assert reasons == {"alice@example.com": "account disabled", "bob@example.com": "signed out"}
+
+
+def test_recheck_closes_an_expired_bearer_token_with_4401(entra, alice, settings):
+    settings.ENTRA_CLOCK_SKEW_S = 0
+    token = entra.access_token(ALICE, audience=API, scp="access_as_user", exp=int(time.time()) + 2)
+
+    async def scenario():
+        ws, _ = await connect([], bearer(token))
+        runtime = Runtime.current()
+        await runtime.recheck()
+        assert await ws.receive_nothing(timeout=0.1)
+        await asyncio.sleep(2.1)
+        await runtime.recheck()
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+    run(scenario)
+    assert WebSocketSession.objects.get().disconnect_reason == "token expired"
+
+
+def test_shutdown_closes_with_1001_and_settles_every_row(client, alice):
+    headers = [cookie_headers(client, alice) for _ in range(3)]
+
+    async def scenario():
+        sockets = [(await connect(h))[0] for h in headers]
+        await Runtime.current().shutdown()
+        for ws in sockets:
+            assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1001}
+
+    run(scenario)
+    assert set(WebSocketSession.objects.values_list("disconnect_reason", "close_code")) == {("server shutdown", 1001)}
+    assert RealtimeServer.objects.get().stopped_at is not None
