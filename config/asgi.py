@@ -13,10 +13,15 @@ django_application = get_asgi_application()  # sets Django up before the consume
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from realtime.lifespan import lifespan  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.security import BearerAwareOriginValidator  # noqa: E402
+
+if settings.DEBUG:  # as runserver does; in production the proxy serves STATIC_ROOT (collectstatic)
+    django_application = ASGIStaticFilesHandler(django_application)
 
 application = ProtocolTypeRouter(
     {

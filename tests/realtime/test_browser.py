@@ -1,0 +1,85 @@
+"""In headless Chromium against a real uvicorn process: sign in, open /account/, an operator's notice appears live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.accounts.entra.conftest import ALICE, TENANT
+from tests.core.test_channel_layers import REDIS_URL, _redis_up
+from tests.realtime.server import ROOT, LiveDatabase, Server, server_env
+
+pytestmark = [
+    pytest.mark.skipif(not _redis_up() and not os.environ.get("CI"), reason="needs Redis on 127.0.0.1:6379"),
+    pytest.mark.skipif(
+        not shutil.which("chromium") or not shutil.which("chromedriver"), reason="needs chromium and chromedriver"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(realtime_template, entra_server, tmp_path_factory):
+    db = LiveDatabase.clone(realtime_template, tmp_path_factory.mktemp("realtime-browser-db"))
+    db.execute(
+        "INSERT INTO users (email, full_name, azure_entra_id, azure_tenant_id) VALUES (%s, %s, %s, %s)",
+        [ALICE.email, ALICE.name, ALICE.oid, TENANT],
+    )
+    server = Server(db, entra_server, tmp_path_factory.mktemp("realtime-browser") / "server.log")
+    server.env.update(REDIS_URL=REDIS_URL, REALTIME_HEARTBEAT_S="20")
+    yield server.start()
+    server.stop()
+    db.drop()
+
+
+@pytest.fixture
+def chrome(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--ignore-certificate-errors",  # the local Entra's test CA
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_a_notice_sent_with_the_command_appears_on_the_account_page(chrome, server, entra_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as until
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(chrome, 20)
+    chrome.get(f"{server.url}/account/")
+    wait.until(until.title_contains("Sign in"))
+    chrome.find_element(By.CSS_SELECTOR, f'button[name="user"][value="{ALICE.oid}"]').click()
+    wait.until(until.url_to_be(f"{server.url}/account/"))
+    wait.until(until.presence_of_element_located((By.CSS_SELECTOR, "#live[data-state='live']")))
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "notify", "--text", "Maintenance tonight at 22:00", "--user", ALICE.email],
+        cwd=ROOT,
+        env=server_env(server.db, entra_server, REDIS_URL=REDIS_URL),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+    notice = wait.until(until.visibility_of_element_located((By.CSS_SELECTOR, "#live-notices .live-notice")))
+    assert notice.text == "Maintenance tonight at 22:00"
