@@ -1,170 +1,122 @@
-"""Shared fixtures: scratch databases driven through ``manage.py`` as an operator would.
+"""Shared fixtures. The helpers behind them are modules of ``tests/support/``.
 
 The pytest-django test database serves ordinary tests. Tests of migrations,
 adoption and the runbook need a database of their own that they can take to
-any state: ``scratch_db`` is an empty one of the same kind (a new PostgreSQL
-database, or a SQLite file), dropped afterwards; ``migrated_db`` is a copy of
-a fully migrated one.
+any state (``tests.support.scratch``): ``scratch_db`` is an empty one of the
+same kind (a new PostgreSQL database, or a SQLite file), dropped afterwards;
+the others are clones of templates built once per session:
+
+- ``migrated_db``: fully migrated, no rows;
+- ``legacy_db``: at the legacy baseline (the password-era schema), no rows;
+- ``seeded_legacy_db``: at the legacy baseline with ``seed_legacy_data --users 25 --edge-cases``
+  (29 users, 50 projects, 100 generated files, 25 refresh tokens).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import sqlite3
-import subprocess
-import sys
-import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-
-import psycopg
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-LEGACY_SQL = ROOT.parent / "shared" / "legacy" / "legacy_schema_postgres.sql"
+from tests.support import ROOT
+from tests.support.admin import sign_in
+from tests.support.legacy import migrate_to_baseline, seed
+from tests.support.scratch import Databases, ScratchDatabase, is_postgres
 
-
-def is_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
-
-@dataclass
-class ScratchDatabase:
-    vendor: str
-    name: str  # database name (PostgreSQL) or file path (SQLite)
-
-    @property
-    def url(self) -> str:
-        if self.vendor == "postgresql":
-            db = settings.DATABASES["default"]
-            user = db.get("USER") or "postgres"
-            password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-            return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{self.name}"
-        return f"sqlite:///{self.name}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {**os.environ, "DATABASE_URL": self.url, "SECRET_KEY": "tests-only-not-secret", "DEBUG": "false"}
-        env.update(extra)
-        return env
-
-    def manage(self, *args: str, check: bool = True, timeout: float = 300, **env: str):
-        """Run ``python manage.py ARGS`` against this database, as an operator would."""
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            env=self.env(**env),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"manage.py {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def connect(self):
-        if self.vendor == "postgresql":
-            return psycopg.connect(_admin_conninfo(self.name), autocommit=True)
-        conn = sqlite3.connect(self.name, isolation_level=None)
-        return conn
-
-    def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        """Run one statement in autocommit and return its rows (if any)."""
-        conn = self.connect()
-        try:
-            if self.vendor == "sqlite":
-                sql = sql.replace("%s", "?")
-            cur = conn.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
-
-    def executescript(self, sql: str) -> None:
-        conn = self.connect()
-        try:
-            if self.vendor == "sqlite":
-                conn.executescript(sql)
-            else:
-                conn.execute(sql)
-        finally:
-            conn.close()
-
-
-def _admin_conninfo(dbname: str) -> str:
-    db = settings.DATABASES["default"]
-    parts = {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": db.get("PORT") or 5432,
-        "user": db.get("USER") or "postgres",
-        "dbname": dbname,
-    }
-    if db.get("PASSWORD"):
-        parts["password"] = db["PASSWORD"]
-    return " ".join(f"{k}={v}" for k, v in parts.items())
-
-
-def _create(tmp_dir: Path, template: ScratchDatabase | None = None) -> ScratchDatabase:
-    if is_postgres():
-        name = f"entra_scratch_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(_admin_conninfo("postgres"), autocommit=True) as conn:
-            if template:
-                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.name}"')
-            else:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        return ScratchDatabase("postgresql", name)
-    path = tmp_dir / f"scratch_{uuid.uuid4().hex[:12]}.sqlite3"
-    if template:
-        shutil.copyfile(template.name, path)
-    return ScratchDatabase("sqlite", str(path))
-
-
-def _drop(db: ScratchDatabase) -> None:
-    if db.vendor == "postgresql":
-        with psycopg.connect(_admin_conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
-    else:
-        Path(db.name).unlink(missing_ok=True)
-
-
-@pytest.fixture
-def scratch_db(tmp_path):
-    db = _create(tmp_path)
-    yield db
-    _drop(db)
+__all__ = ["ROOT", "ScratchDatabase"]  # for the modules that still import them from here
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory):
-    db = _create(tmp_path_factory.mktemp("template"))
-    db.manage("migrate", "--no-input")
-    yield db
-    _drop(db)
+def databases(tmp_path_factory, django_db_blocker):
+    databases = Databases(tmp_path_factory.mktemp("scratch"), django_db_blocker)
+    yield databases
+    databases.close()
 
 
 @pytest.fixture
-def migrated_db(migrated_template, tmp_path):
-    db = _create(tmp_path, template=migrated_template)
+def clone(databases):
+    """``clone(template)``: a scratch copy of a template database, dropped after the test."""
+    made: list[ScratchDatabase] = []
+
+    def clone(template: ScratchDatabase) -> ScratchDatabase:
+        made.append(databases.clone(template))
+        return made[-1]
+
+    yield clone
+    for db in made:
+        databases.drop(db)
+
+
+@pytest.fixture
+def scratch_db(databases):
+    db = databases.empty()
     yield db
-    _drop(db)
+    databases.drop(db)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_use_migrations, django_db_keepdb, databases):
+    """The test database, migrated; and a copy of it as it is then, the template of ``migrated_db``.
+
+    Migrating once per session is the slowest part of setting up (seconds).
+    """
+    from django.db import connection
+
+    # Only if the session has tests that asked for the test database (else there is none).
+    created = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    if created and django_db_use_migrations and not django_db_keepdb:
+        databases.migrated = databases.freeze(databases.copy_test_database())
+    return django_db_setup
+
+
+@pytest.fixture(scope="session")
+def migrated_template(databases, django_db_setup):
+    if databases.migrated:
+        db = databases.migrated
+    else:  # no test database, or not one `migrate` made just now (--nomigrations, --reuse-db)
+        db = databases.empty()
+        db.call("migrate", "--no-input")
+        databases.freeze(db)
+    yield db
+    databases.drop(db)
+
+
+@pytest.fixture
+def migrated_db(clone, migrated_template):
+    return clone(migrated_template)
+
+
+@pytest.fixture(scope="session")
+def legacy_template(databases):
+    db = databases.empty()
+    migrate_to_baseline(db)
+    yield databases.freeze(db)
+    databases.drop(db)
+
+
+@pytest.fixture
+def legacy_db(clone, legacy_template):
+    return clone(legacy_template)
+
+
+@pytest.fixture(scope="session")
+def seeded_legacy_template(databases, legacy_template):
+    db = databases.clone(legacy_template)
+    seed(db, users=25, edge_cases=True)
+    yield databases.freeze(db)
+    databases.drop(db)
+
+
+@pytest.fixture
+def seeded_legacy_db(clone, seeded_legacy_template):
+    return clone(seeded_legacy_template)
 
 
 @pytest.fixture
 def operator(client, db):
     """A superuser signed in to the admin (as Entra sign-in would have done)."""
     from accounts.models import User
-    from core.middleware import REFRESHED_AT
 
     user = User.objects.create_superuser("admin@example.com")
-    client.force_login(user)
-    # As a sign-in leaves it, having passed the middleware that extends sessions: the next
-    # requests do not save the session again (tests count their queries).
-    session = client.session
-    session[REFRESHED_AT] = int(time.time())
-    session.save()
+    sign_in(client, user)
     return user
 
 
