@@ -22,7 +22,7 @@ def validate(db, *args: str) -> tuple[int, list[dict]]:
 
 
 def validate_report(db, *args: str) -> tuple[int, dict]:
-    result = db.manage("validate_entra_schema", "--format", "json", *args, check=False)
+    result = db.call("validate_entra_schema", "--format", "json", *args, check=False)
     assert result.stdout.startswith("{"), result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -75,42 +75,28 @@ def test_clean_migrated_database_passes(migrated_db):
     assert [p for p in report["problems"] if p["severity"] in ("error", "warning")] == []
 
 
-# --- Indexes and unique constraints ----------------------------------------------
+# --- Drift: one change behind Django's back, one error naming exactly it -------------
+#
+# Each function makes its change and returns the errors expected, by object.
 
 
-def test_index_name_reused_for_other_columns_is_an_error(migrated_db):
-    migrated_db.executescript(
-        "DROP INDEX users_last_login_idx; CREATE INDEX users_last_login_idx ON users (created_at);"
-    )
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "users.users_last_login_idx": "index users_last_login_idx btree (last_login_at) is missing; "
-            "an index of that name is users_last_login_idx btree (created_at)"
-        },
-    )
+def index_name_reused_for_other_columns(db) -> dict[str, str]:
+    db.executescript("DROP INDEX users_last_login_idx; CREATE INDEX users_last_login_idx ON users (created_at);")
+    return {
+        "users.users_last_login_idx": "index users_last_login_idx btree (last_login_at) is missing; "
+        "an index of that name is users_last_login_idx btree (created_at)"
+    }
 
 
-def test_index_columns_in_another_order_is_an_error(migrated_db):
-    migrated_db.executescript(
+def index_columns_in_another_order(db) -> dict[str, str]:
+    db.executescript(
         "DROP INDEX users_entra_tenant_idx; "
         "CREATE INDEX users_entra_tenant_idx ON users (azure_entra_id, azure_tenant_id);"
     )
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "users.users_entra_tenant_idx": "index users_entra_tenant_idx btree (azure_tenant_id, azure_entra_id) "
-            "is missing; an index of that name is users_entra_tenant_idx btree (azure_entra_id, azure_tenant_id)"
-        },
-    )
+    return {
+        "users.users_entra_tenant_idx": "index users_entra_tenant_idx btree (azure_tenant_id, azure_entra_id) "
+        "is missing; an index of that name is users_entra_tenant_idx btree (azure_entra_id, azure_tenant_id)"
+    }
 
 
 def drop_connection_id_unique_constraint(db) -> None:
@@ -122,297 +108,230 @@ def drop_connection_id_unique_constraint(db) -> None:
         )
 
 
-def test_dropped_unique_constraint_is_an_error_whose_fix_builds_a_unique_index(migrated_db):
-    drop_connection_id_unique_constraint(migrated_db)
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint "
-            "websocket_sessions_connection_id_key btree (connection_id) is missing"
-        },
-    )
-    assert "CREATE UNIQUE INDEX CONCURRENTLY" in errors[0]["fix"]
+def dropped_unique_constraint(db) -> dict[str, str]:
+    drop_connection_id_unique_constraint(db)
+    return {
+        "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint "
+        "websocket_sessions_connection_id_key btree (connection_id) is missing"
+    }
 
 
-def test_unique_constraint_replaced_by_a_plain_index_is_an_error(migrated_db):
-    drop_connection_id_unique_constraint(migrated_db)
-    migrated_db.execute("CREATE INDEX websocket_sessions_connection_id_key ON websocket_sessions (connection_id)")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint on (connection_id) is "
-            "missing; websocket_sessions_connection_id_key there is a plain index"
-        },
-    )
+def unique_constraint_replaced_by_a_plain_index(db) -> dict[str, str]:
+    drop_connection_id_unique_constraint(db)
+    db.execute("CREATE INDEX websocket_sessions_connection_id_key ON websocket_sessions (connection_id)")
+    return {
+        "websocket_sessions.websocket_sessions_connection_id_key": "unique constraint on (connection_id) is "
+        "missing; websocket_sessions_connection_id_key there is a plain index"
+    }
 
 
-@pytest.mark.postgres
-def test_invalid_unique_index_left_by_a_failed_concurrent_build_is_an_error(migrated_db):
+def invalid_unique_index_left_by_a_failed_concurrent_build(db) -> dict[str, str]:
     # The name migration 0003 gives the constraint it builds concurrently.
     name = "users_azure_entra_id_df27b8c2_uniq"
-    migrated_db.execute(f"ALTER TABLE users DROP CONSTRAINT {name}")
-    migrated_db.execute(
+    db.execute(f"ALTER TABLE users DROP CONSTRAINT {name}")
+    db.execute(
         "INSERT INTO users (email, azure_entra_id) VALUES ('a@example.com', 'oid-1'), ('b@example.com', 'oid-1')"
     )
-    give_everyone_preferences(migrated_db)
+    give_everyone_preferences(db)
     with pytest.raises(psycopg.errors.UniqueViolation):
-        migrated_db.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON users (azure_entra_id)")
-    assert migrated_db.execute(f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{name}'::regclass") == [(False,)]
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            f"users.{name}": f"unique index {name} on (azure_entra_id) is INVALID: uniqueness is not enforced",
-            "users.azure_entra_id": "Entra id oid-1 is held by 2 users",
-        },
-    )
+        db.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON users (azure_entra_id)")
+    assert db.execute(f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{name}'::regclass") == [(False,)]
+    return {
+        f"users.{name}": f"unique index {name} on (azure_entra_id) is INVALID: uniqueness is not enforced",
+        "users.azure_entra_id": "Entra id oid-1 is held by 2 users",
+    }
 
 
-def test_dropped_index_is_an_error(migrated_db):
-    migrated_db.execute("DROP INDEX users_email_lower_idx")
-    key = "lower(email::text)" if migrated_db.vendor == "postgresql" else "(lower(email))"
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.users_email_lower_idx": f"index users_email_lower_idx btree ({key}) is missing"})
+def dropped_index(db) -> dict[str, str]:
+    db.execute("DROP INDEX users_email_lower_idx")
+    key = "lower(email::text)" if db.vendor == "postgresql" else "(lower(email))"
+    return {"users.users_email_lower_idx": f"index users_email_lower_idx btree ({key}) is missing"}
 
 
-# --- Columns --------------------------------------------------------------------
+def timestamptz_column_turned_into_timestamp(db) -> dict[str, str]:
+    db.execute("ALTER TABLE users ALTER COLUMN created_at TYPE timestamp")
+    return {"users.created_at": "type is timestamp without time zone, expected timestamp with time zone"}
 
 
-@pytest.mark.postgres
-def test_timestamptz_column_turned_into_timestamp_is_an_error(migrated_db):
-    migrated_db.execute("ALTER TABLE users ALTER COLUMN created_at TYPE timestamp")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {"users.created_at": "type is timestamp without time zone, expected timestamp with time zone"},
-    )
+def changed_varchar_length(db) -> dict[str, str]:
+    if db.vendor == "postgresql":
+        db.execute("ALTER TABLE users ALTER COLUMN full_name TYPE varchar(100)")
+        return {"users.full_name": "type is character varying(100), expected character varying(200)"}
+    rebuild_sqlite_table(db, "users", '"full_name" varchar(200)', '"full_name" varchar(100)')
+    return {"users.full_name": "type is varchar(100), expected varchar(200)"}
 
 
-def test_changed_varchar_length_is_an_error(migrated_db):
-    if migrated_db.vendor == "postgresql":
-        migrated_db.execute("ALTER TABLE users ALTER COLUMN full_name TYPE varchar(100)")
-        message = "type is character varying(100), expected character varying(200)"
+def dropped_not_null(db) -> dict[str, str]:
+    if db.vendor == "postgresql":
+        db.execute("ALTER TABLE projects ALTER COLUMN name DROP NOT NULL")
     else:
-        rebuild_sqlite_table(migrated_db, "users", '"full_name" varchar(200)', '"full_name" varchar(100)')
-        message = "type is varchar(100), expected varchar(200)"
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.full_name": message})
+        rebuild_sqlite_table(db, "projects", '"name" varchar(200) NOT NULL', '"name" varchar(200) NULL')
+    return {"projects.name": "allows NULL, expected NOT NULL"}
 
 
-def test_dropped_not_null_is_an_error(migrated_db):
-    if migrated_db.vendor == "postgresql":
-        migrated_db.execute("ALTER TABLE projects ALTER COLUMN name DROP NOT NULL")
-    else:
-        rebuild_sqlite_table(migrated_db, "projects", '"name" varchar(200) NOT NULL', '"name" varchar(200) NULL')
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"projects.name": "allows NULL, expected NOT NULL"})
+def missing_column(db) -> dict[str, str]:
+    db.execute("ALTER TABLE users DROP COLUMN department")
+    return {"users.department": "column is missing"}
 
 
-def test_missing_column_is_an_error(migrated_db):
-    migrated_db.execute("ALTER TABLE users DROP COLUMN department")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.department": "column is missing"})
+def unexpected_not_null_column_without_a_default(db) -> dict[str, str]:
+    db.execute("ALTER TABLE users ADD COLUMN legacy_code varchar(20) NOT NULL")
+    return {"users.legacy_code": "unexpected NOT NULL column without a default"}
 
 
-def test_unexpected_not_null_column_without_a_default_is_an_error(migrated_db):
-    migrated_db.execute("ALTER TABLE users ADD COLUMN legacy_code varchar(20) NOT NULL")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.legacy_code": "unexpected NOT NULL column without a default"})
+def missing_table(db) -> dict[str, str]:
+    db.execute("DROP TABLE websocket_sessions")
+    return {"websocket_sessions": "table is missing"}
 
 
-# --- Tables ---------------------------------------------------------------------
-
-
-def test_missing_table_is_an_error(migrated_db):
-    migrated_db.execute("DROP TABLE websocket_sessions")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"websocket_sessions": "table is missing"})
-
-
-def test_view_standing_in_for_a_table_is_an_error(migrated_db):
-    migrated_db.executescript(
+def view_standing_in_for_a_table(db) -> dict[str, str]:
+    db.executescript(
         "DROP TABLE websocket_sessions; CREATE VIEW websocket_sessions AS SELECT id, id AS user_id FROM users;"
     )
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"websocket_sessions": "is a view, not a table"})
+    return {"websocket_sessions": "is a view, not a table"}
 
 
-# --- Foreign keys and orphans -----------------------------------------------------
+def changed_on_delete(on_delete: str):
+    def change(db) -> dict[str, str]:
+        if db.vendor == "postgresql":
+            fk = "projects_owner_id_a6ce54bc_fk_users_id"
+            db.executescript(
+                f"ALTER TABLE projects DROP CONSTRAINT {fk}; "
+                f"ALTER TABLE projects ADD CONSTRAINT {fk} FOREIGN KEY (owner_id) REFERENCES users (id) "
+                f"ON DELETE {on_delete} DEFERRABLE INITIALLY DEFERRED;"
+            )
+        else:
+            rebuild_sqlite_table(
+                db,
+                "projects",
+                'REFERENCES "users" ("id") ON DELETE CASCADE',
+                f'REFERENCES "users" ("id") ON DELETE {on_delete}',
+            )
+        return {"projects(owner_id)": f"is ON DELETE {on_delete}, expected ON DELETE CASCADE"}
+
+    return change
 
 
-@pytest.mark.parametrize("on_delete", ["NO ACTION", "RESTRICT"])
-def test_changed_on_delete_is_an_error(migrated_db, on_delete):
-    if migrated_db.vendor == "postgresql":
-        fk = "projects_owner_id_a6ce54bc_fk_users_id"
-        migrated_db.executescript(
-            f"ALTER TABLE projects DROP CONSTRAINT {fk}; "
-            f"ALTER TABLE projects ADD CONSTRAINT {fk} FOREIGN KEY (owner_id) REFERENCES users (id) "
-            f"ON DELETE {on_delete} DEFERRABLE INITIALLY DEFERRED;"
-        )
-    else:
-        rebuild_sqlite_table(
-            migrated_db,
-            "projects",
-            'REFERENCES "users" ("id") ON DELETE CASCADE',
-            f'REFERENCES "users" ("id") ON DELETE {on_delete}',
-        )
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"projects(owner_id)": f"is ON DELETE {on_delete}, expected ON DELETE CASCADE"})
-
-
-@pytest.mark.postgres
-def test_not_valid_foreign_key_is_an_error_with_its_orphan_count(migrated_db):
+def not_valid_foreign_key_with_its_orphan_count(db) -> dict[str, str]:
     fk = "generated_files_project_id_13abf42e_fk_projects_id"
-    migrated_db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
-    migrated_db.execute(
+    db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
+    db.execute(
         "INSERT INTO generated_files (project_id, path, content, sha256) VALUES (4242, 'main.tf', '', %s)", ["0" * 64]
     )
-    migrated_db.execute(
+    db.execute(
         f"ALTER TABLE generated_files ADD CONSTRAINT {fk} FOREIGN KEY (project_id) REFERENCES projects (id) "
         "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID"
     )
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "generated_files(project_id)": f"{fk} is NOT VALID: existing rows are not checked",
-            "generated_files.project_id": "1 row(s) reference a missing projects.id",
-        },
-    )
+    return {
+        "generated_files(project_id)": f"{fk} is NOT VALID: existing rows are not checked",
+        "generated_files.project_id": "1 row(s) reference a missing projects.id",
+    }
 
 
-def test_orphan_row_is_an_error(migrated_db):
+def orphan_row(db) -> dict[str, str]:
     insert = (
         "INSERT INTO projects (owner_id, name, cloud_provider, iac_tool) VALUES (999, 'network', 'aws', 'terraform')"
     )
-    if migrated_db.vendor == "postgresql":
-        migrated_db.executescript(
-            f"ALTER TABLE projects DROP CONSTRAINT projects_owner_id_a6ce54bc_fk_users_id; {insert};"
-        )
-        expected = {"projects(owner_id)": "foreign key to users(id) ON DELETE CASCADE is missing"}
-    else:
-        migrated_db.executescript(f"PRAGMA foreign_keys = OFF; {insert};")
-        expected = {}
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {**expected, "projects.owner_id": "1 row(s) reference a missing users.id"})
+    orphan = {"projects.owner_id": "1 row(s) reference a missing users.id"}
+    if db.vendor == "postgresql":
+        db.executescript(f"ALTER TABLE projects DROP CONSTRAINT projects_owner_id_a6ce54bc_fk_users_id; {insert};")
+        return {"projects(owner_id)": "foreign key to users(id) ON DELETE CASCADE is missing", **orphan}
+    db.executescript(f"PRAGMA foreign_keys = OFF; {insert};")
+    return orphan
 
 
-# --- Sequences and migrations ------------------------------------------------------
+def sequence_behind_max_id(db) -> dict[str, str]:
+    db.execute("INSERT INTO users (id, email) VALUES (100, 'a@example.com'), (101, 'b@example.com')")
+    db.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), 50)")
+    return {"users.id": "is at 50, behind max(id) = 101: the next insert fails"}
 
 
-@pytest.mark.postgres
-def test_sequence_behind_max_id_is_an_error(migrated_db):
-    migrated_db.execute("INSERT INTO users (id, email) VALUES (100, 'a@example.com'), (101, 'b@example.com')")
-    migrated_db.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), 50)")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.id": "is at 50, behind max(id) = 101: the next insert fails"})
+def unapplied_migration_with_what_it_would_build(db) -> dict[str, str]:
+    db.call("migrate", "realtime", "0003", "--no-input")
+    return {
+        "realtime.0004_add_session_server_indexes": "not applied",
+        "websocket_sessions.ws_sessions_server_live_idx": "index ws_sessions_server_live_idx btree (server_id) WHERE",
+        "websocket_sessions.ws_sessions_closed_idx": "index ws_sessions_closed_idx btree (disconnected_at) WHERE",
+    }
 
 
-def test_unapplied_migration_is_an_error_with_what_it_would_build(migrated_db):
-    migrated_db.manage("migrate", "realtime", "0003")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "realtime.0004_add_session_server_indexes": "not applied",
-            "websocket_sessions.ws_sessions_server_live_idx": "index ws_sessions_server_live_idx btree (server_id) WHERE",
-            "websocket_sessions.ws_sessions_closed_idx": "index ws_sessions_closed_idx btree (disconnected_at) WHERE",
-        },
-    )
-
-
-# --- Entra data -------------------------------------------------------------------
-
-
-def test_entra_ids_differing_only_in_case_are_an_error(migrated_db):
-    migrated_db.execute(
+def entra_ids_differing_only_in_case(db) -> dict[str, str]:
+    db.execute(
         "INSERT INTO users (email, azure_entra_id) VALUES ('a@example.com', 'ABC-1'), ('b@example.com', 'abc-1')"
     )
-    give_everyone_preferences(migrated_db)
+    give_everyone_preferences(db)
+    return {"users.azure_entra_id": "Entra id abc-1 is held by 2 users when compared case-insensitively"}
+
+
+def token_in_a_hash_column(db) -> dict[str, str]:
+    db.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+    db.execute("INSERT INTO users (email, azure_access_token_hash) VALUES ('b@example.com', %s)", [JWT])
+    [(user_id,)] = db.execute("SELECT id FROM users WHERE email = 'b@example.com'")
+    return {
+        "users.azure_access_token_hash": "1 row(s) hold something that is not a token hash "
+        f"(1 look like JWTs; first id {user_id})"
+    }
+
+
+def entra_linked_user_without_preferences(db) -> dict[str, str]:
+    db.execute("INSERT INTO users (email) VALUES ('unlinked@example.com')")
+    db.execute("INSERT INTO users (email, azure_entra_id) VALUES ('linked@example.com', 'oid-1')")
+    return {"users.preferences": "1 user(s) linked to Entra have no preferences row"}
+
+
+postgres_only = pytest.mark.postgres
+DRIFTS = [
+    # Indexes and unique constraints
+    pytest.param(index_name_reused_for_other_columns),
+    pytest.param(index_columns_in_another_order),
+    pytest.param(dropped_unique_constraint),
+    pytest.param(unique_constraint_replaced_by_a_plain_index),
+    pytest.param(invalid_unique_index_left_by_a_failed_concurrent_build, marks=postgres_only),
+    pytest.param(dropped_index),
+    # Columns
+    pytest.param(timestamptz_column_turned_into_timestamp, marks=postgres_only),
+    pytest.param(changed_varchar_length),
+    pytest.param(dropped_not_null),
+    pytest.param(missing_column),
+    pytest.param(unexpected_not_null_column_without_a_default),
+    # Tables
+    pytest.param(missing_table),
+    pytest.param(view_standing_in_for_a_table),
+    # Foreign keys and orphans
+    pytest.param(changed_on_delete("NO ACTION"), id="changed_on_delete_to_no_action"),
+    pytest.param(changed_on_delete("RESTRICT"), id="changed_on_delete_to_restrict"),
+    pytest.param(not_valid_foreign_key_with_its_orphan_count, marks=postgres_only),
+    pytest.param(orphan_row),
+    # Sequences and migrations
+    pytest.param(sequence_behind_max_id, marks=postgres_only),
+    pytest.param(unapplied_migration_with_what_it_would_build),
+    # Entra data
+    pytest.param(entra_ids_differing_only_in_case),
+    pytest.param(token_in_a_hash_column),
+    pytest.param(entra_linked_user_without_preferences),
+]
+
+
+@pytest.mark.parametrize("drift", DRIFTS, ids=lambda drift: drift.__name__)
+def test_drift_is_an_error_naming_exactly_what_changed(migrated_db, drift):
+    expected = drift(migrated_db)
 
     code, errors = validate(migrated_db)
 
     assert code == 1
-    assert_errors(
-        errors, {"users.azure_entra_id": "Entra id abc-1 is held by 2 users when compared case-insensitively"}
-    )
+    assert_errors(errors, expected)
 
 
-def test_token_in_a_hash_column_is_an_error(migrated_db):
-    migrated_db.execute("INSERT INTO users (email) VALUES ('a@example.com')")
-    migrated_db.execute("INSERT INTO users (email, azure_access_token_hash) VALUES ('b@example.com', %s)", [JWT])
-    [(user_id,)] = migrated_db.execute("SELECT id FROM users WHERE email = 'b@example.com'")
+def test_dropped_unique_constraint_has_a_fix_that_builds_a_unique_index_concurrently(migrated_db):
+    dropped_unique_constraint(migrated_db)
 
-    code, errors = validate(migrated_db)
+    _, errors = validate(migrated_db)
 
-    assert code == 1
-    assert_errors(
-        errors,
-        {
-            "users.azure_access_token_hash": "1 row(s) hold something that is not a token hash "
-            f"(1 look like JWTs; first id {user_id})"
-        },
-    )
+    [error] = errors
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in error["fix"]
 
 
-def test_entra_linked_user_without_preferences_is_an_error(migrated_db):
-    migrated_db.execute("INSERT INTO users (email) VALUES ('unlinked@example.com')")
-    migrated_db.execute("INSERT INTO users (email, azure_entra_id) VALUES ('linked@example.com', 'oid-1')")
-
-    code, errors = validate(migrated_db)
-
-    assert code == 1
-    assert_errors(errors, {"users.preferences": "1 user(s) linked to Entra have no preferences row"})
+# --- Warnings and the table output -----------------------------------------------------
 
 
 def test_case_insensitive_email_collision_is_a_warning_that_fails_only_with_strict(migrated_db):
@@ -431,9 +350,6 @@ def test_case_insensitive_email_collision_is_a_warning_that_fails_only_with_stri
     assert strict_report["problems"] == report["problems"]
 
 
-# --- The table output ----------------------------------------------------------------
-
-
 def test_table_output_has_one_line_per_problem_with_its_fix(migrated_db):
     migrated_db.execute("DROP INDEX users_email_lower_idx")
     migrated_db.execute("INSERT INTO users (email, github_access_token_hash) VALUES ('Bob@example.com', 'ghp_123')")
@@ -442,7 +358,7 @@ def test_table_output_has_one_line_per_problem_with_its_fix(migrated_db):
     problems = [p for p in report["problems"] if p["severity"] in ("error", "warning")]
     assert sorted(p["severity"] for p in problems) == ["error", "error", "warning"]
 
-    result = migrated_db.manage("validate_entra_schema", check=False)
+    result = migrated_db.call("validate_entra_schema", check=False)
 
     assert result.returncode == 1
     assert "2 schema error(s), 1 warning(s)" in result.stderr
