@@ -100,14 +100,14 @@ def test_admin_shows_audit_rows_of_deleted_users(client, operator, bob, audit):
 
 
 def test_migration_keeps_existing_audit_rows_and_they_outlive_their_user(migrated_db):
-    migrated_db.manage("migrate", "accounts", "0006")
+    migrated_db.call("migrate", "accounts", "0006", "--no-input")
     migrated_db.execute("INSERT INTO users (id, email) VALUES (42, 'carol@example.com')")
     migrated_db.execute(
         "INSERT INTO entra_link_audits (user_id, event, tenant_id, object_id, matched_email, created_at) "
         "VALUES (42, 'linked', 'tenant-a', 'oid-carol', 'carol@example.com', CURRENT_TIMESTAMP)"
     )
 
-    migrated_db.manage("migrate")
+    migrated_db.call("migrate", "--no-input")
     # SQLite enforces foreign keys only when a connection asks it to.
     pragma = "PRAGMA foreign_keys = ON; " if migrated_db.vendor == "sqlite" else ""
     migrated_db.executescript(f"{pragma}DELETE FROM users WHERE id = 42;")
@@ -116,4 +116,4 @@ def test_migration_keeps_existing_audit_rows_and_they_outlive_their_user(migrate
     assert migrated_db.execute("SELECT user_id, matched_email, tenant_id, object_id FROM entra_link_audits") == [
         (42, "carol@example.com", "tenant-a", "oid-carol")
     ]
-    assert migrated_db.manage("validate_entra_schema", check=False).returncode == 0
+    assert migrated_db.call("validate_entra_schema", check=False).returncode == 0

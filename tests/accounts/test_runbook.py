@@ -10,14 +10,15 @@ import subprocess
 import sys
 import termios
 
-from tests.conftest import ROOT
-from tests.legacy import build_legacy, snapshot
+from tests.support import ROOT
+from tests.support.legacy import adopt_legacy_sql, migrate_to_baseline, seed, snapshot
 
 
 def test_runbook_loses_no_user_project_or_file_at_any_step(scratch_db, tmp_path):
     # PostgreSQL: the legacy application's own DDL, adopted; SQLite: the baseline migrations.
     adopt = scratch_db.vendor == "postgresql"
-    build_legacy(scratch_db, users=40, from_sql=adopt)
+    (adopt_legacy_sql if adopt else migrate_to_baseline)(scratch_db)
+    seed(scratch_db, users=40)
     legacy = snapshot(scratch_db)
     steps = [
         ["migrate", "--fake-initial"] if adopt else ["migrate"],

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.legacy import build_legacy, snapshot
+from tests.support.legacy import adopt_legacy_sql, seed, snapshot
 
 ENTRA_COLUMNS = {
     "azure_entra_id",
@@ -40,35 +40,35 @@ def tables(db) -> set[str]:
 
 
 def validate(db, *args):
-    result = db.manage("validate_entra_schema", "--format", "json", *args, check=False)
+    result = db.call("validate_entra_schema", "--format", "json", *args, check=False)
     return result.returncode, json.loads(result.stdout)
 
 
-def test_round_trip_keeps_every_row_and_value(scratch_db):
-    build_legacy(scratch_db, users=25)
-    before = snapshot(scratch_db)
+def test_round_trip_keeps_every_row_and_value(seeded_legacy_db):
+    db = seeded_legacy_db
+    before = snapshot(db)
     assert len(before["users"]) == 29 and len(before["generated_files"]) == 100
 
-    scratch_db.manage("migrate")
-    assert ENTRA_COLUMNS <= user_columns(scratch_db)
-    assert "hashed_password" not in user_columns(scratch_db)
-    assert {"github_sync_records", "websocket_sessions", "user_preferences"} <= tables(scratch_db)
-    assert snapshot(scratch_db) == before
-    code, report = validate(scratch_db)
+    db.call("migrate", "--no-input")
+    assert ENTRA_COLUMNS <= user_columns(db)
+    assert "hashed_password" not in user_columns(db)
+    assert {"github_sync_records", "websocket_sessions", "user_preferences"} <= tables(db)
+    assert snapshot(db) == before
+    code, report = validate(db)
     assert code == 0, report
 
-    scratch_db.execute("UPDATE users SET azure_entra_id = 'oid-' || id, azure_tenant_id = 'tid' WHERE id <= 3")
-    scratch_db.manage("migrate", "accounts", "0001_legacy_baseline")
-    assert not ENTRA_COLUMNS & user_columns(scratch_db)
-    assert "hashed_password" in user_columns(scratch_db)
-    assert not {"github_sync_records", "websocket_sessions", "user_preferences"} & tables(scratch_db)
-    assert snapshot(scratch_db) == before
+    db.execute("UPDATE users SET azure_entra_id = 'oid-' || id, azure_tenant_id = 'tid' WHERE id <= 3")
+    db.call("migrate", "accounts", "0001_legacy_baseline", "--no-input")
+    assert not ENTRA_COLUMNS & user_columns(db)
+    assert "hashed_password" in user_columns(db)
+    assert not {"github_sync_records", "websocket_sessions", "user_preferences"} & tables(db)
+    assert snapshot(db) == before
     # Password hashes are not restored: everyone has the unusable "!".
-    assert {r[0] for r in scratch_db.execute("SELECT hashed_password FROM users")} == {"!"}
+    assert {r[0] for r in db.execute("SELECT hashed_password FROM users")} == {"!"}
 
-    scratch_db.manage("migrate")
-    assert snapshot(scratch_db) == before
-    assert validate(scratch_db)[0] == 0
+    db.call("migrate", "--no-input")
+    assert snapshot(db) == before
+    assert validate(db)[0] == 0
 
 
 def test_every_later_migration_depends_on_the_entra_fields_step():
@@ -85,10 +85,11 @@ def test_every_later_migration_depends_on_the_entra_fields_step():
 
 @pytest.mark.postgres
 def test_legacy_database_is_adopted_with_fake_initial(scratch_db):
-    build_legacy(scratch_db, users=30, from_sql=True)
+    adopt_legacy_sql(scratch_db)
+    seed(scratch_db, users=30)
     before = snapshot(scratch_db)
 
-    result = scratch_db.manage("migrate", "--fake-initial")
+    result = scratch_db.call("migrate", "--fake-initial", "--no-input")
     assert "accounts.0001_legacy_baseline... FAKED" in result.stdout
     assert "projects.0001_legacy_baseline... FAKED" in result.stdout
     assert snapshot(scratch_db) == before
@@ -99,19 +100,20 @@ def test_legacy_database_is_adopted_with_fake_initial(scratch_db):
     assert [p["object"] for p in report["problems"] if p["severity"] == "warning"] == ["users.email"]
     assert validate(scratch_db, "--strict")[0] == 1
 
-    scratch_db.manage("migrate", "accounts", "0001_legacy_baseline")
+    scratch_db.call("migrate", "accounts", "0001_legacy_baseline", "--no-input")
     assert snapshot(scratch_db) == before
-    scratch_db.manage("migrate")
+    scratch_db.call("migrate", "--no-input")
     assert snapshot(scratch_db) == before
 
 
 @pytest.mark.postgres
 def test_adopted_table_with_a_changed_type_is_reported(scratch_db):
-    build_legacy(scratch_db, users=3, edge_cases=False, from_sql=True)
+    adopt_legacy_sql(scratch_db)
+    seed(scratch_db, users=3, edge_cases=False)
     scratch_db.execute("ALTER TABLE users ALTER COLUMN created_at TYPE timestamp")
     scratch_db.execute("ALTER TABLE users ALTER COLUMN full_name TYPE varchar(100)")
 
-    scratch_db.manage("migrate", "--fake-initial")
+    scratch_db.call("migrate", "--fake-initial", "--no-input")
     code, report = validate(scratch_db)
 
     assert code == 1

@@ -14,8 +14,9 @@ import zlib
 
 import pytest
 
-from tests.conftest import ROOT, ScratchDatabase
-from tests.legacy import build_legacy
+from tests.support import ROOT
+from tests.support.legacy import seed
+from tests.support.scratch import ScratchDatabase
 
 pytestmark = pytest.mark.postgres
 
@@ -70,21 +71,54 @@ def applied(db: ScratchDatabase, app: str) -> set[str]:
 
 
 @pytest.fixture
-def legacy_db(scratch_db):
-    build_legacy(scratch_db, users=2000, edge_cases=False)
-    return scratch_db
+def legacy_2000(legacy_db):
+    seed(legacy_db, users=2000, edge_cases=False)
+    return legacy_db
 
 
-def test_migrate_waits_out_a_lock_without_blocking_writers(legacy_db):
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not {what} after {timeout}s")
+        time.sleep(0.05)
+
+
+def wait_for_a_second_try(db: ScratchDatabase, holder_pid: int) -> None:
+    """Until another session has asked twice for an advisory lock: it waits for it rather than giving up."""
+    first = []
+
+    def tried_again() -> bool:
+        rows = db.execute(
+            "SELECT query_start FROM pg_stat_activity WHERE datname = %s AND pid <> %s "
+            "AND query LIKE 'SELECT pg_try_advisory_lock%%'",
+            [db.name, holder_pid],
+        )
+        if rows and not first:
+            first.append(rows[0][0])
+        return bool(rows) and rows[0][0] != first[0]
+
+    wait_for(tried_again, "asking for the lock a second time")
+
+
+def test_migrate_waits_out_a_lock_without_blocking_writers(legacy_2000):
+    legacy_db = legacy_2000
     hold = blocker(legacy_db)
     writer = Writer(legacy_db, user_id=2)
     writer.start()
     migrate = start_migrate(legacy_db, MIGRATION_LOCK_RETRIES="20")
-    time.sleep(2.5)
+    # Until migrate has been refused the lock and retried, while the writer kept writing.
+    retried = []
+    for line in migrate.stderr:
+        retried.append(line)
+        if line.startswith("Lock not granted within 300 ms"):
+            break
+    wait_for(lambda: writer.writes > 50, "50 writes")
     assert migrate.poll() is None, "migrate finished while the lock was held"
     hold.commit()
     hold.close()
     out, err = migrate.communicate(timeout=120)
+    err = "".join(retried) + err
     longest = writer.finish()
 
     assert migrate.returncode == 0, err
@@ -94,7 +128,8 @@ def test_migrate_waits_out_a_lock_without_blocking_writers(legacy_db):
     assert longest < 1.0, f"a write waited {longest:.2f}s"
 
 
-def test_migrate_gives_up_naming_the_blocker_and_the_next_run_completes(legacy_db):
+def test_migrate_gives_up_naming_the_blocker_and_the_next_run_completes(legacy_2000):
+    legacy_db = legacy_2000
     hold = blocker(legacy_db)
     (blocker_pid,) = hold.execute("SELECT pg_backend_pid()").fetchone()
     result = legacy_db.manage("migrate", check=False, MIGRATION_LOCK_RETRIES="1")
@@ -111,7 +146,7 @@ def test_migrate_gives_up_naming_the_blocker_and_the_next_run_completes(legacy_d
 
     hold.rollback()
     hold.close()
-    legacy_db.manage("migrate")
+    legacy_db.call("migrate", "--no-input")
     assert "0005_add_performance_indexes" in applied(legacy_db, "accounts")
 
 
@@ -125,7 +160,7 @@ def invalid_indexes(db: ScratchDatabase) -> list[str]:
 
 
 def test_interrupted_concurrent_index_build_is_dropped_and_rebuilt(migrated_db):
-    migrated_db.manage("migrate", "accounts", "0004")
+    migrated_db.call("migrate", "accounts", "0004", "--no-input")
     build_users = "INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 500) n"
     migrated_db.execute(build_users)
     hold = blocker(migrated_db)
@@ -134,18 +169,18 @@ def test_interrupted_concurrent_index_build_is_dropped_and_rebuilt(migrated_db):
     result = migrated_db.manage("migrate", check=False, MIGRATION_LOCK_RETRIES="0")
     assert result.returncode == 1
     assert invalid_indexes(migrated_db) == ["users_entra_tenant_idx"]
-    code = migrated_db.manage("validate_entra_schema", check=False)
+    code = migrated_db.call("validate_entra_schema", check=False)
     assert code.returncode == 1 and "users_entra_tenant_idx" in code.stdout
 
     hold.rollback()
     hold.close()
-    migrated_db.manage("migrate")
+    migrated_db.call("migrate", "--no-input")
     assert invalid_indexes(migrated_db) == []
-    assert migrated_db.manage("validate_entra_schema", check=False).returncode == 0
+    assert migrated_db.call("validate_entra_schema", check=False).returncode == 0
 
 
 def test_interrupted_unique_constraint_build_is_repaired(migrated_db):
-    migrated_db.manage("migrate", "accounts", "0002")
+    migrated_db.call("migrate", "accounts", "0002", "--no-input")
     hold = blocker(migrated_db)
     result = migrated_db.manage("migrate", check=False, MIGRATION_LOCK_RETRIES="0")
     assert result.returncode == 1
@@ -153,7 +188,7 @@ def test_interrupted_unique_constraint_build_is_repaired(migrated_db):
 
     hold.rollback()
     hold.close()
-    migrated_db.manage("migrate")
+    migrated_db.call("migrate", "--no-input")
     assert invalid_indexes(migrated_db) == []
     constraint = migrated_db.execute(
         "SELECT contype FROM pg_constraint WHERE conname = 'users_azure_entra_id_df27b8c2_uniq'"
@@ -162,11 +197,11 @@ def test_interrupted_unique_constraint_build_is_repaired(migrated_db):
 
 
 def test_duplicate_entra_ids_stop_migrate_with_a_clear_message(migrated_db):
-    migrated_db.manage("migrate", "accounts", "0002")
+    migrated_db.call("migrate", "accounts", "0002", "--no-input")
     migrated_db.execute(
         "INSERT INTO users (email, azure_entra_id) VALUES ('a@example.com', 'x'), ('b@example.com', 'x')"
     )
-    result = migrated_db.manage("migrate", check=False)
+    result = migrated_db.call("migrate", "--no-input", check=False)
     assert result.returncode == 1
     assert "users.azure_entra_id has duplicate values ('x' x2)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -174,13 +209,13 @@ def test_duplicate_entra_ids_stop_migrate_with_a_clear_message(migrated_db):
     assert "0003_enforce_unique_azure_entra_id" not in applied(migrated_db, "accounts")
 
     migrated_db.execute("UPDATE users SET azure_entra_id = 'y' WHERE email = 'b@example.com'")
-    migrated_db.manage("migrate")
+    migrated_db.call("migrate", "--no-input")
     assert "0005_add_performance_indexes" in applied(migrated_db, "accounts")
 
 
 def test_second_migrate_stops_while_another_holds_the_lock(migrated_db):
     other = migrated_db.connect()
-    key = zlib.crc32(b"entra-migration:migrate")
+    key = zlib.crc32(b"migrate")  # the key core.db.locks gives the lock named "migrate"
     other.execute("SELECT pg_advisory_lock(%s)", [key])
     (other_pid,) = other.execute("SELECT pg_backend_pid()").fetchone()
     result = migrated_db.manage("migrate", check=False, MIGRATION_ADVISORY_LOCK_WAIT_S="0.5")
@@ -189,7 +224,7 @@ def test_second_migrate_stops_while_another_holds_the_lock(migrated_db):
 
     # With time to wait, it waits for the other run to finish, then proceeds.
     migrate = start_migrate(migrated_db, MIGRATION_ADVISORY_LOCK_WAIT_S="30")
-    time.sleep(1.0)
+    wait_for_a_second_try(migrated_db, other_pid)
     assert migrate.poll() is None
     other.execute("SELECT pg_advisory_unlock(%s)", [key])
     other.close()
@@ -215,7 +250,7 @@ def test_schema_editor_bounds_lock_waits_and_restores_the_setting():
 
 
 def test_new_foreign_keys_are_added_not_valid_then_validated(migrated_db):
-    sql = migrated_db.manage("sqlmigrate", "realtime", "0001").stdout
+    sql = migrated_db.call("sqlmigrate", "realtime", "0001").stdout
     assert 'FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE' in sql
     assert "NOT VALID;" in sql
     assert "VALIDATE CONSTRAINT" in sql

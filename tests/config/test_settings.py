@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 ENTRA = {
     "ENTRA_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
