@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from accounts.entra.keys import KeyCache, UnknownKey, key_cache
-from accounts.entra.tokens import TokenError, validate_access_token
+from accounts.entra.tokens import TokenError, validate_access_token, validate_id_token
 from tests.accounts.entra.conftest import ALICE, CLIENT_ID
 
 API = f"api://{CLIENT_ID}"
@@ -32,10 +35,14 @@ def a_minute_passes() -> None:
 
 
 def test_a_rotated_key_is_not_fetched_twice_within_a_minute(entra):
+    before = entra.jwks_requests
     validate_access_token(token(entra))
+    assert entra.jwks_requests == before + 1  # the keys, fetched once
     entra.rotate_keys()
-    with pytest.raises(TokenError, match="unknown key"):
-        validate_access_token(token(entra))
+    for _ in range(3):
+        with pytest.raises(TokenError, match="unknown key"):
+            validate_access_token(token(entra))  # signed with the new key
+    assert entra.jwks_requests == before + 1
 
 
 def test_a_flood_of_unknown_key_ids_fetches_the_keys_at_most_once_a_minute(entra):
@@ -83,4 +90,20 @@ def test_cache_refreshes_after_its_lifetime():
 
 
 def test_key_cache_is_shared(entra):
+    """One cache for the process: sign-in (ID tokens) and the API (access tokens), in every thread."""
+    before = entra.jwks_requests
+    tokens = [(validate_id_token, entra.id_token(ALICE, nonce="n"), {"nonce": "n"}) for _ in range(4)]
+    tokens += [(validate_access_token, token(entra), {}) for _ in range(4)]
+    together = threading.Barrier(len(tokens))
+
+    def validate(entry) -> str:
+        validator, jwt, kwargs = entry
+        together.wait(timeout=10)  # all at once, on a cache that has no keys yet
+        return validator(jwt, **kwargs)["oid"]
+
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        oids = list(pool.map(validate, tokens))
+
+    assert oids == [ALICE.oid] * len(tokens)
+    assert entra.jwks_requests == before + 1
     assert key_cache() is key_cache()
