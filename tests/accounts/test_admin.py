@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import LegacyRefreshToken, User, UserPreferences
 from core.crypto import hash_token
+from tests.support.admin import form_data, messages_of, shown
 
 pytestmark = pytest.mark.django_db
 
@@ -55,23 +55,7 @@ def dave():
 
 
 def listed(response) -> set[str]:
-    assert response.status_code == 200
-    return {user.email for user in response.context["cl"].result_list}
-
-
-def form_data(response) -> dict:
-    """The POST a browser would send back from an admin change page, unchanged."""
-    forms = [response.context["adminform"].form]
-    for inline in response.context["inline_admin_formsets"]:
-        forms += [inline.formset.management_form, *inline.formset.forms]
-    data = {}
-    for form in forms:
-        for field in form:
-            value = field.value()
-            if value is None or value is False:
-                continue
-            data[field.html_name] = "on" if value is True else value
-    return data
+    return {user.email for user in shown(response)}
 
 
 def test_changelist_shows_link_status(client, operator, alice, bob):
@@ -84,7 +68,7 @@ def test_changelist_shows_link_status(client, operator, alice, bob):
 
 
 def test_changelist_is_ordered_by_email(client, operator, dave, carol, alice, bob):
-    emails = [user.email for user in client.get(CHANGELIST).context["cl"].result_list]
+    emails = [user.email for user in shown(client.get(CHANGELIST))]
 
     assert emails == sorted(emails)
 
@@ -151,10 +135,6 @@ def run_action(client, action: str, users: list[User]):
         {"action": action, "_selected_action": [user.pk for user in users]},
         follow=True,
     )
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def flags() -> dict[str, bool]:
@@ -299,7 +279,7 @@ def test_legacy_refresh_tokens_are_listed_with_masked_hashes(client, operator, l
     response = client.get(reverse("admin:accounts_legacyrefreshtoken_changelist"))
 
     assert response.status_code == 200
-    assert list(response.context["cl"].result_list) == [legacy_token]
+    assert shown(response) == [legacy_token]
     html = response.content.decode()
     assert legacy_token.token_hash not in html
     assert f"{legacy_token.token_hash[:6]}…" in html

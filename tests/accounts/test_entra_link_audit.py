@@ -9,6 +9,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from accounts.models import EntraLinkAudit, User
+from tests.support.admin import shown
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +78,7 @@ def test_admin_links_an_audit_row_to_its_user(client, operator, bob, audit):
     listing = client.get(reverse("admin:accounts_entralinkaudit_changelist"))
     page = client.get(reverse("admin:accounts_entralinkaudit_change", args=[audit.pk]))
 
-    assert list(listing.context["cl"].result_list) == [audit]
+    assert shown(listing) == [audit]
     assert f'href="{user_url}"' in listing.content.decode()
     assert page.status_code == 200
     assert f'href="{user_url}"' in page.content.decode()
@@ -92,9 +93,9 @@ def test_admin_shows_audit_rows_of_deleted_users(client, operator, bob, audit):
     found = client.get(changelist, {"q": "bob@example.com"})
     page = client.get(reverse("admin:accounts_entralinkaudit_change", args=[audit.pk]))
 
-    assert list(listing.context["cl"].result_list) == [audit]
+    assert shown(listing) == [audit]
     assert f"deleted user {user_id}" in listing.content.decode()
-    assert list(found.context["cl"].result_list) == [audit]
+    assert shown(found) == [audit]
     assert page.status_code == 200
     assert f"deleted user {user_id}" in page.content.decode()
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from accounts.models import User
 from integrations.models import GitHubSyncRecord
 from projects.models import Project
+from tests.support.admin import shown
 
 pytestmark = pytest.mark.django_db
 
@@ -57,8 +58,7 @@ def records(owner) -> dict[str, GitHubSyncRecord]:
 
 
 def listed(response) -> set[int]:
-    assert response.status_code == 200
-    return {record.pk for record in response.context["cl"].result_list}
+    return {record.pk for record in shown(response)}
 
 
 def pks(records: dict[str, GitHubSyncRecord], *names: str) -> set[int]:

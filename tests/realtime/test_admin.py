@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from realtime.models import WebSocketSession
+from tests.support.admin import shown
 
 pytestmark = pytest.mark.django_db
 
@@ -42,8 +43,7 @@ def sessions() -> dict[str, WebSocketSession]:
 
 
 def listed(response) -> set[int]:
-    assert response.status_code == 200
-    return {s.pk for s in response.context["cl"].result_list}
+    return {s.pk for s in shown(response)}
 
 
 def pks(sessions: dict[str, WebSocketSession], *names: str) -> set[int]:
