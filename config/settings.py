@@ -122,7 +122,11 @@ if _engine == "django.db.backends.postgresql":
     # Same driver, with a schema editor that keeps migrations from blocking
     # writers (lock_timeout, retries, NOT VALID foreign keys).
     DATABASES["default"]["ENGINE"] = "core.db.backends.postgresql"
-elif _engine != "django.db.backends.sqlite3":
+elif _engine == "django.db.backends.sqlite3":
+    # Writers (web, workers) wait for each other instead of failing with "database is locked":
+    # a transaction takes the write lock when it begins, and waits up to 20 s for it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+else:
     raise ImproperlyConfigured(f"DATABASE_URL: only postgres:// and sqlite:// are supported, not {_engine}")
 
 SECRET_KEY = env_secret("SECRET_KEY")
