@@ -1,16 +1,25 @@
-"""Bearer-token validation throughput with a warm key cache, on one core.
+"""Bearer-token validation on one core: first-seen tokens against OpenSSL's RSA-2048 verify, and recognised ones.
 
-    .venv/bin/python bench/token_validation.py [--tokens 20000]
+    .venv/bin/python bench/token_validation.py [--tokens 20000] [--rounds 5]
 
-Signs distinct access tokens with an RSA key, puts its public key in the key
-cache, then times ``validate_access_token`` (the same code path as /api/me:
-header, key lookup, RS256 signature, audience, issuer, tenant, expiry, scope).
+Signs distinct access tokens with an RSA key, puts its public key in the key cache, pins
+itself to one core, then in one run:
+
+- ``openssl speed rsa2048`` on that core: what OpenSSL alone verifies a second (the ceiling);
+- first-seen tokens: ``validate_access_token`` on tokens it has never seen (the path of
+  /api/me: header, key lookup, RS256 signature, audience, issuer, tenant, expiry, scope),
+  as tokens a second and as a share of OpenSSL's verifies (target: 60% or more);
+- already-validated tokens: the same tokens again, recognised by their hash until ``exp``
+  (target: 200,000 a second or more);
+- the WebSocket handshakes' mix: 500 users' tokens presented ten times each.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import time
 import uuid
@@ -37,14 +46,39 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from accounts.entra import keys
 from accounts.entra.conf import entra_config
-from accounts.entra.tokens import validate_access_token
+from accounts.entra.tokens import validate_access_token, validated_tokens
+
+
+def openssl_verifies_per_second(core: int, *, seconds: int) -> float:
+    result = subprocess.run(
+        ["openssl", "speed", "-seconds", str(seconds), "rsa2048"],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    # "rsa 2048 bits 0.000289s 0.000016s   3459.5  62054.1": the last figure is verifies a second
+    match = re.search(r"^rsa 2048 bits .*\s([\d.]+)\s*$", result.stdout, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"cannot read openssl speed's output:\n{result.stdout}")
+    return float(match.group(1))
+
+
+def rate(tokens: list[str], config, *, repeat: int = 1) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for token in tokens:
+            validate_access_token(token, config=config)
+    return repeat * len(tokens) / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})  # one core
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True) | {"kid": "k1", "use": "sig"}
@@ -61,18 +95,36 @@ def main() -> None:
         "nbf": now,
         "exp": now + 3600,
         "scp": "access_as_user",
+        "azp": "22222222-3333-4444-5555-666666666666",
         "ver": "2.0",
     }
     tokens = [
         jwt.encode({**base, "oid": str(uuid.uuid4()), "sub": str(uuid.uuid4())}, private, "RS256", {"kid": "k1"})
         for _ in range(args.tokens)
     ]
-    validate_access_token(tokens[0], config=config)  # warm the cache
-    started = time.perf_counter()
-    for token in tokens:
-        validate_access_token(token, config=config)
-    elapsed = time.perf_counter() - started
-    print(f"{args.tokens} tokens in {elapsed:.2f}s on one core: {args.tokens / elapsed:,.0f} tokens/s")
+    validate_access_token(tokens[0], config=config)  # warm the key cache
+    validated_tokens.clear()
+    validated_tokens.max_entries = len(tokens)  # every token stays recognised for the second pass
+
+    # Best of --rounds, each measurement interleaved with the others: on a shared machine the best
+    # round is the one least disturbed by other processes.
+    handshakes = [token for token in tokens[:500] for _ in range(10)]
+    openssl = first = again = mix = 0.0
+    for _ in range(args.rounds):
+        openssl = max(openssl, openssl_verifies_per_second(core, seconds=1))
+        validated_tokens.clear()
+        first = max(first, rate(tokens, config))
+        again = max(again, rate(tokens, config, repeat=5))
+        validated_tokens.clear()
+        validated_tokens.max_entries = 4096
+        mix = max(mix, rate(handshakes, config))
+        validated_tokens.max_entries = len(tokens)
+
+    print(f"one core (cpu {core}), {args.tokens:,} distinct tokens, best of {args.rounds} interleaved rounds")
+    print(f"  openssl speed rsa2048, verify:   {openssl:>10,.0f} /s")
+    print(f"  first-seen tokens:               {first:>10,.0f} /s  ({100 * first / openssl:.0f}% of openssl; target 60%)")
+    print(f"  already-validated tokens:        {again:>10,.0f} /s  (target 200,000)")
+    print(f"  handshakes, 500 tokens x 10:     {mix:>10,.0f} /s")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ _cache_lock = threading.Lock()
 
 def key_cache() -> KeyCache:
     global _cache
+    cache = _cache
+    if cache is not None:  # the path of every token: no lock
+        return cache
     with _cache_lock:
         if _cache is None:
             config = entra_config()

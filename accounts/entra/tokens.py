@@ -57,26 +57,48 @@ MAX_TOKEN_CHARS = 32 * 1024
 MAX_HEADER_CHARS = 1024
 
 
+# Headers repeat from token to token (one per signing key): decoded once. Bounded: a flood of
+# distinct headers only costs their decoding.
+_headers: dict[str, dict] = {}
+_MAX_HEADERS = 64
+
+
+def _header(segment: str) -> dict:
+    header = _headers.get(segment)
+    if header is None:
+        header = json.loads(_b64decode(segment))
+        if not isinstance(header, dict):
+            raise TokenError("malformed token: not a JSON object")
+        if len(_headers) >= _MAX_HEADERS:
+            _headers.clear()
+        _headers[segment] = header
+    return header
+
+
 def _parse(token: str) -> tuple[dict, dict, bytes, bytes]:
     """(header, claims, signing input, signature) of a compact JWS."""
     if len(token) > MAX_TOKEN_CHARS:
         raise TokenError("malformed token: too large")
-    parts = token.split(".")
-    if len(parts) != 3:
+    if token.count(".") != 2:
         raise TokenError("malformed token: not a JWS")
-    if len(parts[0]) > MAX_HEADER_CHARS:
+    signed, _, signature_segment = token.rpartition(".")
+    header_segment, _, claims_segment = signed.partition(".")
+    if len(header_segment) > MAX_HEADER_CHARS:
         raise TokenError("malformed token: header too large")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-        signature = _b64decode(parts[2])
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+        header = _header(header_segment)
+        claims = json.loads(_b64decode(claims_segment))
+        signature = _b64decode(signature_segment)
+        signing_input = signed.encode("ascii")
     except (binascii.Error, ValueError, RecursionError) as exc:
         # RecursionError: deeply nested arrays; ValueError covers UnicodeError and huge integers.
         raise TokenError("malformed token: bad encoding") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
+    if not isinstance(claims, dict):
         raise TokenError("malformed token: not a JSON object")
     return header, claims, signing_input, signature
+
+
+_PKCS1V15, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
 
 
 def _strings(value: object) -> list[str] | None:
@@ -106,7 +128,7 @@ def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> di
     except UnknownKey as exc:
         raise TokenError("token is signed by an unknown key") from exc
     try:
-        key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        key.verify(signature, signing_input, _PKCS1V15, _SHA256)
     except InvalidSignature as exc:
         raise TokenError("token signature is invalid") from exc
 
@@ -176,18 +198,17 @@ class ValidatedTokens:
 
     def get(self, digest: bytes, config: EntraConfig, now: float) -> dict | None:
         entry = self._entries.get(digest)
-        if entry is None or entry[1] is not config or entry[0] <= now:
+        if entry is None:
+            return None
+        if entry[0] <= now or entry[1] is not config:
+            self._entries.pop(digest, None)
             return None
         return entry[2]
 
     def put(self, digest: bytes, config: EntraConfig, claims: dict, until: float) -> None:
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                now = time.time()
-                for key in [k for k, (u, _, _) in self._entries.items() if u <= now]:
-                    del self._entries[key]
-                while len(self._entries) >= self.max_entries:  # the oldest first
-                    del self._entries[next(iter(self._entries))]
+            while len(self._entries) >= self.max_entries:  # the oldest first (dicts keep insertion order)
+                del self._entries[next(iter(self._entries))]
             self._entries[digest] = (until, config, claims)
 
     def clear(self) -> None:
@@ -220,9 +241,22 @@ def validate_access_token(token: str, *, config: EntraConfig | None = None) -> d
     return dict(claims)
 
 
+_issuers: dict[tuple[int, str], tuple[EntraConfig, tuple[str, str]]] = {}
+
+
+def _api_issuers(config: EntraConfig, tenant_id: str) -> tuple[str, str]:
+    """The v2 and v1 issuers of an allowed tenant, computed once per configuration."""
+    entry = _issuers.get((id(config), tenant_id))
+    if entry is None or entry[0] is not config:
+        if len(_issuers) > 1024:
+            _issuers.clear()
+        entry = _issuers[(id(config), tenant_id)] = (config, (config.issuer(tenant_id), config.v1_issuer(tenant_id)))
+    return entry[1]
+
+
 def _validate_access_token(token: str, config: EntraConfig) -> dict:
     claims = _decode(token, audiences=config.api_audiences, config=config)
-    if claims["iss"] not in (config.issuer(claims["tid"]), config.v1_issuer(claims["tid"])):
+    if claims["iss"] not in _api_issuers(config, claims["tid"]):
         raise TokenError("token issuer does not match its tenant")
     if "nonce" in claims:
         raise TokenError("an ID token is not an access token")
