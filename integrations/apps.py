@@ -7,7 +7,10 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        from integrations.github import conf
+        from integrations.github import conf, receivers
+        from projects.signals import projects_shown
+
+        projects_shown.connect(receivers.attach_github, dispatch_uid="integrations.attach_github")
 
         if settings.GITHUB_ENABLED:
             conf.check_settings({name: getattr(settings, name) for name in dir(settings) if name.isupper()})

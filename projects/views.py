@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from projects.models import GeneratedFile, Project
+from projects.signals import projects_shown
 
 PROJECTS_PER_PAGE = 25
 FILES_PER_PAGE = 100
@@ -20,6 +21,8 @@ def project_list_view(request: HttpRequest) -> HttpResponse:
     if staff:
         projects = projects.select_related("owner")
     page = Paginator(projects, PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    projects_shown.send(sender=Project, projects=page.object_list)
     return render(
         request,
         "projects/project_list.html",
@@ -32,6 +35,7 @@ def project_detail_view(request: HttpRequest, project_id: int) -> HttpResponse:
     # Someone else's project is "not found", not "forbidden": its existence is not revealed.
     project = get_object_or_404(Project.objects.visible_to(request.user).select_related("owner"), pk=project_id)
     page = Paginator(project.files.listing(), FILES_PER_PAGE).get_page(request.GET.get("page"))
+    projects_shown.send(sender=Project, projects=[project])
     return render(
         request,
         "projects/project_detail.html",

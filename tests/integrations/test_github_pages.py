@@ -72,3 +72,29 @@ def test_the_page_says_when_the_integration_is_off(project, settings):
     response = as_user(project.owner).get(f"/projects/{project.pk}/github/")
     assert response.status_code == 200
     assert b'id="github-off"' in response.content
+
+
+def test_the_project_list_and_page_show_the_mapping_and_last_sync(github_settings, project, django_assert_max_num_queries):
+    from integrations.github import services
+
+    client = as_user(project.owner)
+    assert b"Not mapped" in client.get("/projects/").content
+    services.set_mapping(project=project, owner="acme", name="infra", path="web")
+    GitHubSyncRecord.objects.create(project=project, repository_owner="acme", repository_name="infra", status="failed")
+    GitHubSyncRecord.objects.create(project=project, repository_owner="acme", repository_name="infra", status="succeeded")
+    for url in ("/projects/", f"/projects/{project.pk}/"):
+        page = client.get(url).content.decode()
+        assert "acme/infra@main:web" in page and "status-succeeded" in page and "status-failed" not in page
+    for n in range(10):
+        Project.objects.create(owner=project.owner, name=f"p{n}", cloud_provider="aws", iac_tool="terraform")
+    with django_assert_max_num_queries(12):  # constant: not a query per project
+        client.get("/projects/")
+
+
+def test_the_account_page_shows_the_connection(github_settings, project):
+    client = as_user(project.owner)
+    page = client.get("/account/").content
+    assert b'id="github-connect"' in page and b"Not connected" in page
+    User.objects.filter(pk=project.owner.pk).update(github_username="octocat", github_connected_at="2026-12-01T00:00Z")
+    page = client.get("/account/").content
+    assert b"Connected as <strong>octocat</strong>" in page and b'id="github-disconnect"' in page
