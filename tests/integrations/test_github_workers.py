@@ -153,3 +153,22 @@ def test_two_workers_never_sync_one_repository_at_once(github, migrated_db, env)
         assert str(finished) <= str(started), spans  # one after the other
     assert github.count("PATCH", "/repos/acme/infra/git/refs/heads/main") == 4  # no ref update had to be redone
     assert len(github.commits("acme", "infra")) == 5
+
+
+def test_sync_project_to_github_waits_for_the_worker_and_exits_by_the_outcome(github, migrated_db, env):
+    github.create_repo("acme", "infra")
+    github.create_repo("acme", "uninstalled", installed=False)
+    project = add_project(migrated_db, "web", {"main.tf": "# main\n"})
+    process = worker(migrated_db, env)
+    try:
+        ok = migrated_db.manage("sync_project_to_github", str(project), "--repo", "acme/infra", "--wait", **env)
+        assert f"succeeded at commit {github.head('acme', 'infra', 'main')}" in ok.stdout
+        again = migrated_db.manage("sync_project_to_github", str(project), "--wait", **env)
+        assert "unchanged" in again.stdout
+        failed = migrated_db.manage(
+            "sync_project_to_github", str(project), "--repo", "acme/uninstalled", "--wait", check=False, **env
+        )
+    finally:
+        stop(process)
+    assert failed.returncode == 1
+    assert "not installed" in failed.stderr
