@@ -56,7 +56,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(github_settings, project
 
 
 def test_wait_times_out_without_a_worker(github_settings, project, django_capture_on_commit_callbacks):
-    with pytest.raises(CommandError, match="still pending after 0.3 s"):
+    with pytest.raises(CommandError, match=r"still pending after 0\.3 s"):
         run("sync_project_to_github", str(project.pk), "--repo", "acme/infra", "--wait", "--timeout", "0.3")
 
 
