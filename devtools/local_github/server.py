@@ -71,6 +71,8 @@ class LocalGitHub(OAuth, AppAuth, GitData, Repositories, Faults, LocalServer):
 
     name = "local GitHub"
     server_version = "LocalGitHub/1.0"
+    # GitHub takes a tree of a few thousand inline files in one request (its 100 MB blob limit is the cap).
+    max_body_bytes = 100 << 20
 
     def __init__(
         self,

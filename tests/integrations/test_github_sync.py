@@ -258,3 +258,17 @@ def test_a_fresh_running_record_is_left_alone(github_settings, project):
     GitHubSyncRecord.objects.filter(pk=record.pk).update(status=Status.RUNNING, heartbeat_at=timezone.now())
     assert services.sweep_stale_syncs() == 0
     assert GitHubSyncRecord.objects.get(pk=record.pk).status == Status.RUNNING
+
+
+def test_many_files_go_in_one_tree_request_and_only_a_big_file_as_a_blob(github_settings, project):
+    github = github_settings
+    github.create_repo("acme", "infra")
+    GeneratedFile.objects.bulk_create(
+        GeneratedFile(project=project, path=f"m/f{n}.tf", content="x" * 7000, sha256="0" * 64) for n in range(300)
+    )
+    GeneratedFile.objects.create(project=project, path="big.tf", content="y" * (600 * 1024), sha256="0" * 64)
+    record = sync_once(project)
+    assert record.status == Status.SUCCEEDED, record.last_error
+    assert github.count("POST", "/repos/acme/infra/git/blobs") == 1  # only the file over 512 KiB
+    assert github.count("POST", "/repos/acme/infra/git/trees") == 2  # the folder, the root
+    assert len(github.files("acme", "infra")) == 1 + len(FILES) + 301
