@@ -94,15 +94,13 @@ class GitHubRepositoryMapping(models.Model):
         return f"{self.repository_owner}/{self.repository_name}@{self.branch}{folder}"
 
 
-class GitHubWriteBudget(models.Model):
-    """Content-creating requests to GitHub per slot ("m:<minute>" or "h:<hour>"), shared by all workers."""
+class GitHubWrite(models.Model):
+    """One content-creating request sent to GitHub, kept an hour: the write budget every worker shares."""
 
-    slot = models.CharField(max_length=32, primary_key=True)
-    count = models.PositiveIntegerField(default=0, db_default=0)
-    expires_at = models.DateTimeField()
+    at = models.DateTimeField(db_index=True)
 
     class Meta:
-        db_table = "github_write_budget"
+        db_table = "github_writes"
 
     def __str__(self) -> str:
-        return f"{self.slot}: {self.count}"
+        return f"write at {self.at:%H:%M:%S}"

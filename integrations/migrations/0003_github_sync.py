@@ -43,14 +43,13 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
-            name="GitHubWriteBudget",
+            name="GitHubWrite",
             fields=[
-                ("slot", models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ("count", models.PositiveIntegerField(db_default=0, default=0)),
-                ("expires_at", models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("at", models.DateTimeField(db_index=True)),
             ],
             options={
-                "db_table": "github_write_budget",
+                "db_table": "github_writes",
             },
         ),
         migrations.AddField(
