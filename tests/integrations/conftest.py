@@ -29,3 +29,15 @@ def github_settings(github, settings, tmp_path_factory):  # noqa: F811 (the fixt
     forget_tokens()
     yield github
     forget_tokens()
+
+
+@pytest.fixture
+def project(db):
+    """Alice's project "web" with one generated file, not mapped to a repository."""
+    from accounts.models import User
+    from projects.models import GeneratedFile, Project
+
+    owner = User.objects.create_user("alice@example.com")
+    project = Project.objects.create(owner=owner, name="web", cloud_provider="azure", iac_tool="terraform")
+    GeneratedFile.objects.create(project=project, path="main.tf", content="# main\n", sha256="0" * 64)
+    return project

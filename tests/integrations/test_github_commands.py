@@ -8,19 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
-from accounts.models import User
 from integrations.models import GitHubRepositoryMapping, GitHubSyncRecord
-from projects.models import GeneratedFile, Project
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(db):
-    owner = User.objects.create_user("alice@example.com")
-    project = Project.objects.create(owner=owner, name="web", cloud_provider="azure", iac_tool="terraform")
-    GeneratedFile.objects.create(project=project, path="main.tf", content="# main\n", sha256="0" * 64)
-    return project
 
 
 def run(*args) -> str:

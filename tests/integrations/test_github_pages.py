@@ -7,17 +7,9 @@ from django.test import Client
 
 from accounts.models import User
 from integrations.models import GitHubRepositoryMapping, GitHubSyncRecord
-from projects.models import GeneratedFile, Project
+from projects.models import Project
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(db):
-    owner = User.objects.create_user("alice@example.com")
-    project = Project.objects.create(owner=owner, name="web", cloud_provider="azure", iac_tool="terraform")
-    GeneratedFile.objects.create(project=project, path="main.tf", content="# main\n", sha256="0" * 64)
-    return project
 
 
 def as_user(user) -> Client:
