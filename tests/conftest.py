@@ -14,6 +14,11 @@ the others are clones of templates built once per session:
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.support import ROOT
@@ -26,9 +31,15 @@ __all__ = ["ROOT", "ScratchDatabase"]  # for the modules that still import them 
 
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory, django_db_blocker):
-    databases = Databases(tmp_path_factory.mktemp("scratch"), django_db_blocker)
+    # SQLite files in memory where there is a tmpfs: no fsync at every commit of a migration.
+    shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private directory of its own there)
+    in_memory = shm.is_dir() and os.access(shm, os.W_OK)
+    directory = Path(tempfile.mkdtemp(prefix="scratch-", dir=shm)) if in_memory else tmp_path_factory.mktemp("scratch")
+    databases = Databases(directory, django_db_blocker)
     yield databases
     databases.close()
+    if in_memory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

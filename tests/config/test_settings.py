@@ -8,11 +8,10 @@ import re
 import secrets
 import shlex
 import subprocess
-import sys
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, startup
 
 ENTRA = {
     "ENTRA_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
@@ -28,15 +27,9 @@ DEPLOY_WARNINGS = ("security.W004", "security.W008", "security.W012", "security.
 
 
 def check(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``manage.py check ARGS`` in a process of its own, started with this environment."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "check", *args],
-        env={**base, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return startup.manage("check", *args, env={**base, **env}, timeout=60)
 
 
 def test_a_fresh_checkout_starts_on_the_embedded_sqlite_database():
@@ -120,14 +113,7 @@ def settings_of(**env: str) -> dict:
     ]
     code = f"from django.conf import settings; import json; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
     base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = startup.python_c(code, env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env}, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -4,10 +4,11 @@ A scratch database is a new PostgreSQL database or a SQLite file. Tests start
 from templates built once per session (``CREATE DATABASE … TEMPLATE`` on
 PostgreSQL, a file copy on SQLite) rather than migrating and seeding each time.
 
-Commands run two ways: ``manage()`` in a subprocess, as an operator would, for
-what needs a process of its own (the runbook, a run killed or blocked midway,
-settings read from the environment); ``call()`` in-process, with Django's
-default connection pointed at the scratch database, for everything else.
+Commands run two ways: ``manage()`` in a process of its own, as an operator
+would (``tests.support.startup``), for what needs one (the runbook, a run
+blocked midway, settings read from the environment); ``call()`` in-process,
+with Django's default connection pointed at the scratch database, for
+everything else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +34,7 @@ from django.core.management import CommandError, call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import override_settings
 
-from tests.support import ROOT
+from tests.support import startup
 
 # What commands run with, in a subprocess or not: an operator's environment off DEBUG.
 SECRET_KEY = "tests-only-not-secret"
@@ -74,15 +74,8 @@ class ScratchDatabase:
         return env
 
     def manage(self, *args: str, check: bool = True, timeout: float = 300, **env: str) -> Result:
-        """Run ``python manage.py ARGS`` against this database in a subprocess, as an operator would."""
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            env=self.env(**env),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """Run ``python manage.py ARGS`` against this database in a process of its own, as an operator would."""
+        proc = startup.manage(*args, env=self.env(**env), timeout=timeout)
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         if check and result.returncode != 0:
             raise AssertionError(
