@@ -100,6 +100,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 # like plain HTTP, and SECURE_SSL_REDIRECT would redirect for ever.
 SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and the scraper talk to the process itself, often in plain HTTP: not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
@@ -168,10 +170,13 @@ INSTALLED_APPS = [
     "projects",
     "integrations",
     "realtime",
+    "ops",
     *(["devtools"] if DEVTOOLS else []),
 ]
 
 MIDDLEWARE = [
+    # First: the request id covers everything below, and the request's log line its whole time.
+    "core.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "core.middleware.SlidingSessionMiddleware",
@@ -243,15 +248,62 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A keyed hash, never the token: the key for token hashes (HMAC-SHA256).
 TOKEN_HASH_KEY = env_secret("TOKEN_HASH_KEY") or SECRET_KEY
 
+# One JSON object a line (LOG_FORMAT=json, the default off DEBUG) or plain text; every handler redacts
+# tokens and adds the request id (core/logging.py). core.request writes one line per request (INFO).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "redact": {"()": "core.logging.RedactFilter"},
+        "context": {"()": "core.logging.ContextFilter"},
+    },
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {"()": "core.logging.TextFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact", "context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
     # msal's and urllib3's debug output carries authorization codes and URLs:
     # never below WARNING, whatever LOG_LEVEL says.
-    "loggers": {name: {"level": "WARNING"} for name in ("msal", "urllib3")},
+    "loggers": {
+        **{name: {"level": "WARNING"} for name in ("msal", "urllib3")},
+        "core.request": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
+        # The project's own request line replaces the server's access log.
+        "django.server": {"level": "WARNING"},
+        "uvicorn.access": {"level": "WARNING"},
+    },
 }
+
+# --- Operations (ops/) ---------------------------------------------------------------
+# /metrics answers a bearer METRICS_TOKEN or a client address in METRICS_ALLOWED_NETWORKS; 403 otherwise.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", default="") or ""
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+try:
+    import ipaddress as _ipaddress
+
+    for _net in METRICS_ALLOWED_NETWORKS:
+        _ipaddress.ip_network(_net.strip(), strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+# Prometheus multiprocess mode: the directory every process writes its values to (wiped before they start).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR: {PROMETHEUS_MULTIPROC_DIR} is not a directory")
+# /health/ready fails when the oldest ready task has waited longer than this.
+HEALTH_MAX_TASK_AGE_S = env_seconds("HEALTH_MAX_TASK_AGE_S", 300, minimum=1)
+HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=2.0)
+# run_maintenance: how long finished task results and finished sync records are kept.
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=14)
+SYNC_RECORD_RETENTION_DAYS = env.int("SYNC_RECORD_RETENTION_DAYS", default=90)
+WEBSOCKET_SESSION_RETENTION_DAYS = env.int("WEBSOCKET_SESSION_RETENTION_DAYS", default=30)
+for _name in ("TASK_RESULT_RETENTION_DAYS", "SYNC_RECORD_RETENTION_DAYS", "WEBSOCKET_SESSION_RETENTION_DAYS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (days)")
 
 # --- Microsoft Entra ID --------------------------------------------------------
 # Sign-in is configured when ENTRA_CLIENT_ID is set (or the local Entra is on);

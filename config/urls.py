@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
     path("", include("integrations.urls")),
+    path("", include("ops.urls")),
 ]
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.entra.conf import EntraConfig, entra_config
 from accounts.models import EntraLinkAudit, RefusedEntraLink, User, UserPreferences
+from core import metrics
 
 logger = logging.getLogger("accounts.entra.linking")
 Reason = RefusedEntraLink.Reason
@@ -110,6 +111,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
             raise _Refusal(Reason.LINKED_ELSEWHERE, "This account is linked to another directory.", [linked.pk])
         if not linked.is_active:
             raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", [linked.pk])
+        transaction.on_commit(lambda: metrics.sign_in("returning"))
         return linked
 
     matches = list(User.objects.select_for_update().by_email(email).order_by("pk")) if email else []
@@ -126,6 +128,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
             # Linked by a concurrent first sign-in while we waited for its row lock.
             if not user.is_active:
                 raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", ids)
+            transaction.on_commit(lambda: metrics.sign_in("returning"))
             return user
         if user.azure_entra_id is not None:
             raise _Refusal(Reason.LINKED_ELSEWHERE, "The account with this email is linked to another identity.", ids)
@@ -152,6 +155,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
         EntraLinkAudit.objects.create(
             user=user, event=EntraLinkAudit.Event.LINKED, tenant_id=tid, object_id=oid, matched_email=email
         )
+        transaction.on_commit(lambda: metrics.sign_in("linked"))
         return user
 
     if not config.jit_create:
@@ -169,4 +173,5 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
     EntraLinkAudit.objects.create(
         user=user, event=EntraLinkAudit.Event.CREATED, tenant_id=tid, object_id=oid, matched_email=email
     )
+    transaction.on_commit(lambda: metrics.sign_in("created"))
     return user

@@ -25,7 +25,7 @@ from accounts.entra.conf import EntraConfig, entra_config, load_client_certifica
 from accounts.entra.linking import SignInRefused, apply_roles, resolve_sign_in
 from accounts.entra.tokens import TokenError, expected_nonce, validate_id_token, validate_refreshed_id_token
 from accounts.models import EntraTokenCache, User
-from core import http
+from core import http, metrics
 from core.crypto import fernet, hash_token
 
 logger = logging.getLogger("accounts.entra.signin")
@@ -191,9 +191,11 @@ def renew_access_token(*, user: User, force: bool = False) -> dict | None:
         result = app.acquire_token_silent_with_error(SCOPES, account=accounts[0], force_refresh=force)
     except requests.RequestException as exc:
         logger.warning("Entra unreachable renewing the token of user %s: %s", user.pk, type(exc).__name__)
+        metrics.entra_token_refresh.labels("unreachable").inc()
         raise EntraUnreachable(str(exc)) from exc
     if not result or "access_token" not in result:
         logger.info("silent renewal failed for user %s: %s", user.pk, (result or {}).get("error", "no token"))
+        metrics.entra_token_refresh.labels("refused").inc()
         return None
     if result.get("id_token"):
         try:
@@ -202,6 +204,7 @@ def renew_access_token(*, user: User, force: bool = False) -> dict | None:
             )
         except TokenError as exc:
             logger.warning("renewal of user %s refused: %s", user.pk, exc.description)
+            metrics.entra_token_refresh.labels("refused").inc()
             return None
         apply_roles(user=user, claims=claims, config=config)
         user.save(update_fields=["is_staff", "is_superuser", "updated_at"])
@@ -210,6 +213,7 @@ def renew_access_token(*, user: User, force: bool = False) -> dict | None:
         return None
     record_tokens(user=user, result=result)
     save_cache(user, cache)
+    metrics.entra_token_refresh.labels("renewed").inc()
     return result
 
 

@@ -24,6 +24,7 @@ from django.dispatch import receiver
 
 from accounts.entra.conf import EntraConfig, entra_config
 from accounts.entra.keys import UnknownKey, key_cache
+from core import metrics
 
 
 class TokenError(Exception):
@@ -110,6 +111,7 @@ def _strings(value: object) -> list[str] | None:
     return None
 
 
+@metrics.entra_token_validation_seconds.time()
 def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> dict:
     """Signature and the claims every token must carry.
 

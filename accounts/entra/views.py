@@ -20,6 +20,7 @@ from accounts.entra import signin
 from accounts.entra.bearer import BearerError, authenticate_bearer
 from accounts.entra.conf import entra_config
 from accounts.tasks import sync_profile_after_sign_in
+from core import metrics
 
 logger = logging.getLogger("accounts.entra.views")
 BACKEND = "accounts.backends.NoPasswordBackend"
@@ -75,6 +76,8 @@ def callback_view(request: HttpRequest) -> HttpResponse:
     try:
         user, next_url, _ = signin.complete_sign_in(session=request.session, params=request.GET.dict())
     except signin.SignInError as exc:
+        metrics.sign_in("refused", exc.reason)
+        logger.info("sign-in refused", extra={"outcome": "refused", "reason": exc.reason})
         return _error(request, exc.message, status=403 if exc.reason not in {"state", "error", "code"} else 400)
     login(request, user, backend=BACKEND)
     transaction.on_commit(lambda: sync_profile_after_sign_in.enqueue(user.pk))
@@ -108,7 +111,9 @@ def api_me_view(request: HttpRequest) -> JsonResponse:
     except BearerError as exc:
         response = JsonResponse({"error": exc.error, "error_description": exc.description}, status=exc.status)
         response["WWW-Authenticate"] = exc.www_authenticate
+        metrics.entra_api_requests.labels(str(exc.status)).inc()
         return response
+    metrics.entra_api_requests.labels("200").inc()
     return JsonResponse(
         {
             "id": user.pk,

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from core import http
+from core import http, metrics
 from integrations.github.conf import API_VERSION, GitHubConfig, github_config
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -193,11 +193,14 @@ class GitHubClient:
         try:
             response = self.session.request(method, url, json=json, data=data, headers=headers)
         except requests.Timeout as exc:
+            metrics.github_api_requests.labels("error").inc()
             raise GitHubError(f"GitHub did not answer in time ({method} {path})", reason="timeout",
                               retryable=True) from exc  # fmt: skip
         except requests.RequestException as exc:
+            metrics.github_api_requests.labels("error").inc()
             raise GitHubError(f"GitHub could not be reached ({type(exc).__name__})", reason="network",
                               retryable=True) from exc  # fmt: skip
+        metrics.github_api_requests.labels(metrics.github_status_label(response.status_code)).inc()
         self._note_rate_limit(response)
         if response.status_code not in expect:
             raise classify(response)
@@ -214,5 +217,6 @@ class GitHubClient:
         reset = _header_float(response.headers.get("x-ratelimit-reset"))
         if remaining is not None and remaining.isdigit():
             self.stats.rate_limit.remaining = int(remaining)
+            metrics.github_rate_limit_remaining.set(int(remaining))
         if reset is not None:
             self.stats.rate_limit.reset_at = datetime.fromtimestamp(reset, tz=UTC)

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import events
+from core import events, metrics
 from core.db.locks import advisory_xact_lock
 from integrations.github import budget
 from integrations.github.client import GitHubClient, GitHubError
@@ -240,6 +240,7 @@ def _fail(record: GitHubSyncRecord, client: GitHubClient, started: float, *, exc
         with transaction.atomic():
             _finish(record, client, started, status=Status.RETRYING, next_retry_at=retry_at, **fields)
             _enqueue(record.pk, run_after=retry_at)
+        metrics.github_sync_retries.labels(exc.reason).inc()
         return Status.RETRYING
     _finish(record, client, started, status=Status.FAILED, finished_at=now, **fields)
     return Status.FAILED
@@ -259,6 +260,9 @@ def _finish(record: GitHubSyncRecord, client: GitHubClient, started: float, **fi
     with transaction.atomic():
         GitHubSyncRecord.objects.filter(pk=record.pk).update(**fields)
         _announce(record)
+    metrics.github_syncs.labels(record.status).inc()
+    metrics.github_sync_duration_seconds.observe(fields["duration_ms"] / 1000)
+    logger.info("sync %s %s", record.pk, record.status, extra={"outcome": str(record.status), "sync_id": record.pk})
 
 
 def stale_records(*, now=None):

@@ -1,4 +1,5 @@
-"""Imports run one way: core imports no app; accounts and projects never import integrations or realtime."""
+"""Imports run one way: core imports no app; accounts and projects never import integrations or realtime;
+no app imports ops."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("core", "accounts", "projects", "integrations", "realtime", "devtools", "config")
+APPS = ("core", "accounts", "projects", "integrations", "realtime", "ops", "devtools", "config")
 # What each package may import of the project's own packages.
 ALLOWED = {
     "core": set(),
@@ -18,6 +19,8 @@ ALLOWED = {
     "projects": {"core", "accounts"},
     "integrations": {"core", "accounts", "projects"},
     "realtime": {"core", "accounts", "projects", "integrations"},
+    # Operations read every app's tables (figures, maintenance); no app imports ops (metrics live in core).
+    "ops": {"core", "accounts", "projects", "integrations", "realtime"},
 }
 
 
