@@ -290,6 +290,8 @@ try:
         _ipaddress.ip_network(_net.strip(), strict=False)
 except ValueError as exc:
     raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+# The figures /metrics reads from the database are at most this old (read again in the background; 0: every scrape).
+METRICS_DB_REFRESH_S = env.float("METRICS_DB_REFRESH_S", default=10.0)
 # Prometheus multiprocess mode: the directory every process writes its values to (wiped before they start).
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():

@@ -32,6 +32,7 @@ def scrape(client, **headers) -> dict[tuple[str, tuple], float]:
 def token(settings):
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_NETWORKS = []
+    settings.METRICS_DB_REFRESH_S = 0  # each scrape reads the database
 
 
 def test_an_anonymous_caller_is_refused(client):
@@ -163,3 +164,23 @@ def test_two_processes_add_up(tmp_path):
     assert samples[("entra_sign_ins_total", (("outcome", "created"), ("reason", "")))] == 2
     # The two children have exited and marked themselves dead: their live connections are gone.
     assert not any(name == "websocket_connections" and value for (name, _), value in samples.items())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_figures_older_than_the_refresh_interval_are_read_again_in_the_background(client, settings):
+    import time
+
+    from ops.metrics import DatabaseCollector
+
+    settings.METRICS_DB_REFRESH_S = 0.2
+    collector = DatabaseCollector()
+    assert collector.figures().gauges.flagged == 0  # the first read is the caller's own
+    User.objects.create(email="flagged@example.com", requires_entra_migration=True)
+    assert collector.figures().gauges.flagged == 0  # fresh enough: served as read
+    time.sleep(0.3)
+    assert collector.figures().gauges.flagged == 0  # too old: served, and read again meanwhile
+    for _ in range(50):
+        if collector.figures().gauges.flagged == 1:
+            break
+        time.sleep(0.05)
+    assert collector.figures().gauges.flagged == 1
