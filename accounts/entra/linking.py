@@ -91,6 +91,12 @@ def resolve_sign_in(*, claims: dict, config: EntraConfig | None = None) -> User:
         ) from None
 
 
+def _signed_in(outcome: str) -> None:
+    """Counted and logged once the sign-in's transaction committed (a retried one counts once)."""
+    metrics.sign_in(outcome)
+    logger.info("Entra sign-in: %s", outcome, extra={"outcome": outcome})
+
+
 def _resolve(*, claims: dict, tid: str, oid: str, email: str, config: EntraConfig) -> User:
     with transaction.atomic():
         user = _find_or_link(claims=claims, tid=tid, oid=oid, email=email, config=config)
@@ -111,7 +117,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
             raise _Refusal(Reason.LINKED_ELSEWHERE, "This account is linked to another directory.", [linked.pk])
         if not linked.is_active:
             raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", [linked.pk])
-        transaction.on_commit(lambda: metrics.sign_in("returning"))
+        transaction.on_commit(lambda: _signed_in("returning"))
         return linked
 
     matches = list(User.objects.select_for_update().by_email(email).order_by("pk")) if email else []
@@ -128,7 +134,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
             # Linked by a concurrent first sign-in while we waited for its row lock.
             if not user.is_active:
                 raise _Refusal(Reason.INACTIVE, "Your account is inactive. Ask an administrator.", ids)
-            transaction.on_commit(lambda: metrics.sign_in("returning"))
+            transaction.on_commit(lambda: _signed_in("returning"))
             return user
         if user.azure_entra_id is not None:
             raise _Refusal(Reason.LINKED_ELSEWHERE, "The account with this email is linked to another identity.", ids)
@@ -155,7 +161,7 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
         EntraLinkAudit.objects.create(
             user=user, event=EntraLinkAudit.Event.LINKED, tenant_id=tid, object_id=oid, matched_email=email
         )
-        transaction.on_commit(lambda: metrics.sign_in("linked"))
+        transaction.on_commit(lambda: _signed_in("linked"))
         return user
 
     if not config.jit_create:
@@ -173,5 +179,5 @@ def _find_or_link(*, claims: dict, tid: str, oid: str, email: str, config: Entra
     EntraLinkAudit.objects.create(
         user=user, event=EntraLinkAudit.Event.CREATED, tenant_id=tid, object_id=oid, matched_email=email
     )
-    transaction.on_commit(lambda: metrics.sign_in("created"))
+    transaction.on_commit(lambda: _signed_in("created"))
     return user

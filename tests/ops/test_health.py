@@ -59,19 +59,32 @@ def test_ready_lists_every_check_with_its_time(client):
     assert all(check["ok"] and check["seconds"] >= 0 for check in body["checks"].values())
 
 
-def test_an_unreachable_database_is_503_naming_it(tmp_path):
-    status, body = probe(DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed_port()}/nowhere", SECRET_KEY="x")
-    assert status == 503
-    assert "database" in body["failing"] and "migrations" in body["failing"]
-    assert body["checks"]["database"]["error"]
-
-
-def test_redis_down_is_503_and_up_again_is_200(tmp_path):
+def migrated_sqlite(tmp_path) -> str:
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"],
         cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True, timeout=120,
     )  # fmt: skip
+    return url
+
+
+def test_an_unreachable_database_is_503_naming_it_and_200_once_it_answers(tmp_path):
+    status, body = probe(DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed_port()}/nowhere", SECRET_KEY="x")
+    assert status == 503
+    assert "database" in body["failing"] and "migrations" in body["failing"]
+    assert body["checks"]["database"]["error"]
+    status, body = probe(DATABASE_URL=migrated_sqlite(tmp_path))
+    assert status == 200, body
+
+
+def test_unapplied_migrations_are_503(tmp_path):
+    status, body = probe(DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert status == 503 and "migrations" in body["failing"] and "database" not in body["failing"]
+    assert "not applied" in body["checks"]["migrations"]["error"]
+
+
+def test_redis_down_is_503_and_up_again_is_200(tmp_path):
+    url = migrated_sqlite(tmp_path)
     status, body = probe(DATABASE_URL=url, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
     assert status == 503 and body["failing"] == ["channel_layer"]
     status, body = probe(DATABASE_URL=url, REDIS_URL="redis://127.0.0.1:6379/0")
