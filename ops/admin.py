@@ -58,3 +58,5 @@ def _with_migration_page(get_urls):
 
 
 admin.site.get_urls = _with_migration_page(admin.site.get_urls)
+# The admin's home page lists the migration page above the apps.
+admin.site.index_template = "ops/admin_index.html"

@@ -69,3 +69,9 @@ def test_the_chart_renders_in_chromium(live_server, chrome, artifacts_dir, migra
     assert len(bars) == 30 and any(bar.size["height"] > 10 for bar in bars)
     screenshot(chrome, artifacts_dir / "admin-migration-1280.png")
     assert (artifacts_dir / "admin-migration-1280.png").stat().st_size > 5000
+
+
+def test_the_admin_home_links_to_the_page(client, migration):
+    sign_in(client, migration)
+    html = client.get("/admin/").content.decode()
+    assert 'href="/admin/ops/migration/"' in html and "Users" in html  # the apps are still there
