@@ -160,7 +160,8 @@ def run_sync(record_id: int, *, stale_before=None) -> str:
     record = claimed
     _announce(record)
     config = github_config()
-    client = GitHubClient(config=config, before_write=budget.reserve_write)
+    credits = budget.WriteCredits()
+    client = GitHubClient(config=config, before_write=credits.before_write)
     started = time.monotonic()
     if record.attempts > config.max_attempts:  # a dead worker's record taken back after its last attempt
         lost = GitHubError("the worker running the last attempt was lost", reason="worker_lost", retryable=False)
@@ -176,6 +177,7 @@ def run_sync(record_id: int, *, stale_before=None) -> str:
                 folder=record.path,
                 files=files,
                 message=f"Sync generated files of project {record.project.name} (sync #{record.pk})",
+                reserve=credits.reserve,
             )
     except BadPath as exc:
         return _fail(record, client, started, exc=GitHubError(str(exc), reason="bad_path", retryable=False))

@@ -10,6 +10,7 @@ when another push moved the branch, the commit is rebuilt on the new head.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from integrations.github.client import EmptyRepository, GitHubClient, GitHubError, NotFastForward
@@ -79,8 +80,12 @@ def sync_folder(
     folder: str,
     files: dict[str, bytes],
     message: str,
+    reserve: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Make ``folder`` on ``branch`` hold exactly ``files``, in one commit (or none when it already does)."""
+    """Make ``folder`` on ``branch`` hold exactly ``files``, in one commit (or none when it already does).
+
+    ``reserve(n)`` is called with the writes the commit needs before the first of them is sent.
+    """
     repo = Repository(client, owner, name)
     folder = normalize_folder(folder)
     want = folder_tree_sha(files)
@@ -103,6 +108,9 @@ def sync_folder(
             return Outcome("succeeded", head, want, head, len(files), total)
         return Outcome("unchanged", head, want, head, len(files), total)
 
+    if reserve is not None:
+        blobs = sum(1 for content in files.values() if _needs_blob(content))
+        reserve(blobs + 1 + (1 if folder else 0) + 1 + 1)  # blobs, folder tree, root tree, commit, ref
     subtree = repo.create_tree(_entries(repo, files))
     if subtree != want:
         logger.warning("GitHub's tree %s for %s/%s differs from the local %s", subtree, owner, name, want)
@@ -134,17 +142,24 @@ def sync_folder(
     )
 
 
+def _needs_blob(content: bytes) -> bool:
+    if len(content) > INLINE_LIMIT:
+        return True
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _entries(repo: Repository, files: dict[str, bytes]) -> list[dict]:
     entries = []
     for path, content in sorted(files.items()):
         entry = {"path": path, "mode": "100644", "type": "blob"}
-        if len(content) > INLINE_LIMIT:
+        if _needs_blob(content):
             entry["sha"] = repo.create_blob(content)
         else:
-            try:
-                entry["content"] = content.decode("utf-8")
-            except UnicodeDecodeError:
-                entry["sha"] = repo.create_blob(content)
+            entry["content"] = content.decode("utf-8")
         entries.append(entry)
     return entries
 

@@ -228,14 +228,25 @@ def test_a_second_sync_of_a_busy_repository_waits_its_turn(github_settings, proj
 
 
 def test_the_write_budget_is_shared_and_waiting_for_it_is_no_attempt(github_settings, project, settings):
+    from integrations.models import GitHubWrite
+
     github = github_settings
     github.create_repo("acme", "infra")
-    settings.GITHUB_WRITES_PER_MINUTE = 2  # a first sync needs 4: subtree, root tree, commit, ref
+    settings.GITHUB_WRITES_PER_MINUTE = 4  # a first sync needs 4: folder tree, root tree, commit, ref
+    GitHubWrite.objects.create(at=timezone.now() - timedelta(seconds=30))  # another worker's write
     record = sync_once(project)
     assert record.status == Status.RETRYING
     assert record.last_error_class.endswith(":write_budget") and record.attempts == 0
-    assert github.write_count() == 2
-    assert 0 < (record.next_retry_at - timezone.now()).total_seconds() <= 61
+    assert github.write_count() == 0  # reserved ahead: no half-done sync spends the budget
+    assert 29 <= (record.next_retry_at - record.updated_at).total_seconds() <= 33
+
+
+def test_a_sync_that_can_never_fit_the_budget_fails_saying_so(github_settings, project, settings):
+    github_settings.create_repo("acme", "infra")
+    settings.GITHUB_WRITES_PER_MINUTE = 3
+    record = sync_once(project)
+    assert record.status == Status.FAILED
+    assert "can never fit" in record.last_error
 
 
 def test_a_stale_running_record_is_taken_back_and_finished(github_settings, project, settings):
