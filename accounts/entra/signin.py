@@ -186,6 +186,7 @@ def renew_access_token(*, user: User, force: bool = False) -> dict | None:
     app = build_app(cache=cache, config=config)
     accounts = [a for a in app.get_accounts() if a.get("local_account_id") == user.azure_entra_id] or app.get_accounts()
     if not accounts:
+        metrics.entra_token_refresh.labels("no_account").inc()  # nothing cached for this user: sign in again
         return None
     try:
         result = app.acquire_token_silent_with_error(SCOPES, account=accounts[0], force_refresh=force)
