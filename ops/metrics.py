@@ -1,5 +1,5 @@
 """The /metrics registry: the families of ``core.metrics`` (all processes' in multiprocess mode) and the
-figures read from the database at scrape time."""
+figures read from the database (at most METRICS_DB_REFRESH_S old)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ class DatabaseCollector(Collector):
     scrape serves the figures read at most ``METRICS_DB_REFRESH_S`` ago and, when they are older,
     has them read again in a thread of its own, never waiting for it (the first scrape of a
     process reads them itself). ``ops_db_figures_age_seconds`` says how old they are; with
-    ``METRICS_DB_REFRESH_S=0`` every scrape reads them. A database that does not answer leaves
-    these families without samples (/health/ready says the database is down).
+    ``METRICS_DB_REFRESH_S=0`` every scrape reads them. While the database does not answer, the
+    last figures are served and their age grows; before any read succeeded these families have
+    no samples (/health/ready is what says the database is down).
     """
 
     def __init__(self) -> None:
@@ -54,8 +55,8 @@ class DatabaseCollector(Collector):
         def run() -> None:
             try:
                 figures = _read()
-            except DatabaseError as exc:
-                logger.warning("metrics: the database did not answer: %s", type(exc).__name__)
+            except Exception as exc:  # whatever it was, the next scrape tries again
+                logger.warning("metrics: the database figures could not be read: %s", type(exc).__name__)
                 figures = None
             finally:
                 connections.close_all()  # this thread's own connection

@@ -1,8 +1,10 @@
 """Figures read from the database: the Entra migration, the task backlog, table sizes. Reads only, each cheap.
 
-Every count here is answered from an index (PostgreSQL's index-only scans): the partial
-``users_pending_entra_idx`` for users still flagged, ``azure_entra_id``'s unique index
-for linked ones, ``django_tasks_db``'s partial index of ready tasks.
+What /metrics reads is answered from indexes (PostgreSQL's index-only scans): the partial
+``users_pending_entra_idx`` for users still flagged, ``azure_entra_id``'s unique index for
+linked ones, ``django_tasks_db``'s partial index of ready tasks. ``migration_status`` (the
+command, the admin's page) also counts every user once (total, inactive): a scan, under
+300 ms at a million users.
 """
 
 from __future__ import annotations
