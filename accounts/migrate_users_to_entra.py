@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from django.contrib.sessions.models import Session
-from django.db import connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import LegacyRefreshToken, User, UserPreferences
@@ -65,6 +65,9 @@ class Report:
     sample_to_flag: list[dict] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     analyzed: bool = False
+    # Tables whose ANALYZE was left to the session holding them (an autovacuum worker, as a rule).
+    analyze_skipped: list[str] = field(default_factory=list)
+    batches_retried: int = 0
 
     @property
     def changes(self) -> int:
@@ -126,27 +129,64 @@ def _false() -> str:
     return "FALSE" if connection.vendor == "postgresql" else "0"
 
 
-def _batch_statements() -> dict[str, str]:
-    """The set-based work for one primary-key range; each is safe to run again."""
+def _batch_statements(*, on_conflict: bool = False) -> dict[str, str]:
+    """The set-based work for one primary-key range; each is safe to run again.
+
+    The preferences insert is a plain one: its anti-join is bounded to the
+    batch's range on both sides, so it stays a small join whatever the
+    statistics say (taken while the table was empty, they would make an
+    unbounded one a hash join over the whole, growing table, every batch).
+    ``on_conflict`` lets the unique index decide instead, for a batch in which
+    a row appeared meanwhile; it costs a speculative insertion per row.
+    """
     t = _table_names()
+    prefs = f"INSERT INTO {t['prefs']} (user_id) SELECT u.id FROM {t['users']} u WHERE u.id BETWEEN %s AND %s "
+    if on_conflict:
+        prefs += "ON CONFLICT (user_id) DO NOTHING"
+    else:
+        prefs += f"AND NOT EXISTS (SELECT 1 FROM {t['prefs']} p WHERE p.user_id = u.id AND p.user_id BETWEEN %s AND %s)"
     return {
-        "preferences": (
-            f"INSERT INTO {t['prefs']} (user_id) SELECT u.id FROM {t['users']} u WHERE u.id BETWEEN %s AND %s "
-            + (
-                # The unique index does the check. A NOT EXISTS anti-join here is
-                # planned from statistics taken while the table was empty: a hash
-                # join over the whole, growing table, every batch (quadratic).
-                "ON CONFLICT (user_id) DO NOTHING"
-                if connection.vendor == "postgresql"
-                else f"AND NOT EXISTS (SELECT 1 FROM {t['prefs']} p WHERE p.user_id = u.id)"
-            )
-        ),
+        "preferences": prefs,
         "flags": (
             f"UPDATE {t['users']} SET requires_entra_migration = {_true()} "
             f"WHERE id BETWEEN %s AND %s AND azure_entra_id IS NULL AND requires_entra_migration = {_false()}"
         ),
         "tokens": f"DELETE FROM {t['tokens']} WHERE user_id BETWEEN %s AND %s",
     }
+
+
+def _run_batch(statements: dict[str, str], batch: Batch, timings: dict[str, float]) -> dict[str, int]:
+    """One batch in one transaction; the rows each statement changed."""
+    counts = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        for step, sql in statements.items():
+            t0 = time.perf_counter()
+            cursor.execute(sql, [batch.first_id, batch.last_id] * (sql.count("%s") // 2))
+            timings[step] += time.perf_counter() - t0
+            counts[step] = cursor.rowcount
+        statements_done = time.perf_counter()
+    timings["commit"] += time.perf_counter() - statements_done  # deferred foreign-key checks run here
+    return counts
+
+
+def _analyze(report: Report) -> None:
+    """Fresh planner statistics, without waiting behind a session that holds a table.
+
+    That session is an autovacuum worker as a rule (batches that commit make
+    the tables eligible while the run goes on); waiting would cancel it after
+    ``deadlock_timeout`` and throw its work away, and it analyzes the table
+    itself when it has changed this much.
+    """
+    for table in _table_names().values():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '50ms'")
+                cursor.execute(f"ANALYZE {table}")
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            report.analyze_skipped.append(table)
+    report.analyzed = True
 
 
 def _dry_run_counts(report: Report) -> None:
@@ -170,17 +210,21 @@ def _survey(report: Report, *, max_listed: int) -> None:
     t = _table_names()
     users = t["users"]
     with connection.cursor() as cursor:
+        unusable = f"NOT ({USABLE_EMAIL_SQL[connection.vendor]})"
+        # One pass for the counts. No parameters here: the LIKE patterns hold percent signs.
         cursor.execute(
             f"SELECT count(*), "
             f"sum(CASE WHEN azure_entra_id IS NOT NULL THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN azure_entra_id IS NULL AND requires_entra_migration = {_true()} THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN is_active = {_false()} THEN 1 ELSE 0 END) FROM {users}"
+            f"sum(CASE WHEN is_active = {_false()} THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN azure_entra_id IS NULL AND {unusable} THEN 1 ELSE 0 END) FROM {users}"
         )
-        total, linked, flagged, inactive = cursor.fetchone()
+        total, linked, flagged, inactive, unusable_count = cursor.fetchone()
         report.users_total = total
         report.users_already_linked = linked or 0
         report.users_already_flagged = flagged or 0
         report.inactive_users_total = inactive or 0
+        report.unusable_email_users = unusable_count or 0
 
         cursor.execute(
             f"SELECT lower(email), count(*) FROM {users} GROUP BY lower(email) HAVING count(*) > 1 ORDER BY 1"
@@ -198,17 +242,15 @@ def _survey(report: Report, *, max_listed: int) -> None:
                 }
             )
 
-        unusable = f"NOT ({USABLE_EMAIL_SQL[connection.vendor]})"
-        cursor.execute(f"SELECT count(*) FROM {users} WHERE azure_entra_id IS NULL AND {unusable}")
-        report.unusable_email_users = cursor.fetchone()[0]
-        cursor.execute(
-            # No parameters here: the LIKE patterns hold percent signs.
-            f"SELECT id, email FROM {users} WHERE azure_entra_id IS NULL AND {unusable} ORDER BY id LIMIT {int(max_listed)}"
-        )
-        report.unusable_emails = [
-            {"id": i, "email": e, "reason": "no usable email: sign-in cannot match this user; fix the email"}
-            for i, e in cursor.fetchall()
-        ]
+        if report.unusable_email_users:
+            cursor.execute(
+                f"SELECT id, email FROM {users} WHERE azure_entra_id IS NULL AND {unusable} "
+                f"ORDER BY id LIMIT {int(max_listed)}"
+            )
+            report.unusable_emails = [
+                {"id": i, "email": e, "reason": "no usable email: sign-in cannot match this user; fix the email"}
+                for i, e in cursor.fetchall()
+            ]
         cursor.execute(f"SELECT id, email FROM {users} WHERE is_active = {_false()} ORDER BY id LIMIT %s", [max_listed])
         report.inactive_users = [{"id": i, "email": e} for i, e in cursor.fetchall()]
 
@@ -277,18 +319,20 @@ def prepare_users_for_entra(
         timings["sessions"] = time.perf_counter() - t0
         report.batches = len(list(_id_ranges(batch_size)))
     else:
-        statements = _batch_statements()
+        statements, retry_statements = _batch_statements(), _batch_statements(on_conflict=True)
         counters = {"preferences": "preferences_created", "flags": "users_flagged", "tokens": "refresh_tokens_deleted"}
-        timings["commit"] = 0.0  # deferred foreign-key checks run here
+        timings["commit"] = 0.0
         for batch in _id_ranges(batch_size):
-            with transaction.atomic(), connection.cursor() as cursor:
-                for step, sql in statements.items():
-                    t0 = time.perf_counter()
-                    cursor.execute(sql, [batch.first_id, batch.last_id])
-                    timings[step] += time.perf_counter() - t0
-                    setattr(report, counters[step], getattr(report, counters[step]) + cursor.rowcount)
-                statements_done = time.perf_counter()
-            timings["commit"] += time.perf_counter() - statements_done
+            try:
+                counts = _run_batch(statements, batch, timings)
+            except IntegrityError:
+                # The application created a preferences row in this range meanwhile (the
+                # account page does on a first visit): the batch rolled back; once more,
+                # letting the unique index decide.
+                counts = _run_batch(retry_statements, batch, timings)
+                report.batches_retried += 1
+            for step, rowcount in counts.items():
+                setattr(report, counters[step], getattr(report, counters[step]) + rowcount)
             report.batches += 1
             if on_batch:
                 on_batch(batch)
@@ -300,10 +344,7 @@ def prepare_users_for_entra(
         if connection.vendor == "postgresql" and report.changes:
             # Fresh planner statistics after bulk changes.
             t0 = time.perf_counter()
-            t = _table_names()
-            with connection.cursor() as cursor:
-                cursor.execute(f"ANALYZE {t['users']}, {t['prefs']}, {t['tokens']}")
-            report.analyzed = True
+            _analyze(report)
             timings["analyze"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     report.timings_s = {k: round(v, 3) for k, v in timings.items()}

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -230,5 +231,63 @@ def test_execute_refreshes_planner_statistics(migrated_legacy):
     before = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
     result = run(migrated_legacy, "--execute", "--report", "/dev/stdout", check=True)
     assert '"analyzed": true' in result.stdout
+    after = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
+    assert after[0][0] > before[0][0]
+
+
+def wait_for_a_lock_wait(db: ScratchDatabase, query_prefix: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' AND query LIKE %s",
+            [db.name, query_prefix + "%"],
+        )
+        if waiting[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no session waited on a lock in {query_prefix!r}")
+
+
+@pytest.mark.postgres
+def test_a_preferences_row_created_meanwhile_is_kept_and_the_run_completes(migrated_legacy, tmp_path):
+    # The account page creates preferences on a first visit, perhaps while the
+    # batch holding that user runs: its plain insert then meets the unique index.
+    app = migrated_legacy.connect()
+    app.autocommit = False
+    app.execute("INSERT INTO user_preferences (user_id, theme) VALUES (5, 'dark')")
+    report_path = tmp_path / "run.json"
+    proc = start(migrated_legacy, "--execute", "--batch-size", "10", "--report", str(report_path))
+    wait_for_a_lock_wait(migrated_legacy, "INSERT INTO user_preferences")
+    app.commit()
+    app.close()
+
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["preferences_created"] == 27  # 29 users; user 1 had preferences, user 5 got them meanwhile
+    assert report["batches_retried"] == 1
+    assert set(prepared_state(migrated_legacy).values()) == {(1, 1, 0)}
+    assert migrated_legacy.execute("SELECT theme FROM user_preferences WHERE user_id = 5") == [("dark",)]
+
+
+@pytest.mark.postgres
+def test_analyze_leaves_a_table_another_session_holds_to_it(migrated_legacy, tmp_path):
+    # An autovacuum worker holds a table this way while it vacuums it; waiting
+    # would cancel it after deadlock_timeout, a second or so on every run.
+    vacuum = migrated_legacy.connect()
+    vacuum.autocommit = False
+    vacuum.execute("LOCK TABLE refresh_tokens IN SHARE UPDATE EXCLUSIVE MODE")
+    before = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
+    try:
+        run(migrated_legacy, "--execute", "--report", str(tmp_path / "run.json"), check=True)
+    finally:
+        vacuum.rollback()
+        vacuum.close()
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["analyzed"] is True
+    assert report["analyze_skipped"] == ["refresh_tokens"]
+    assert report["refresh_tokens_deleted"] == 25
     after = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
     assert after[0][0] > before[0][0]
