@@ -122,7 +122,9 @@ def main() -> None:
 
     print(f"one core (cpu {core}), {args.tokens:,} distinct tokens, best of {args.rounds} interleaved rounds")
     print(f"  openssl speed rsa2048, verify:   {openssl:>10,.0f} /s")
-    print(f"  first-seen tokens:               {first:>10,.0f} /s  ({100 * first / openssl:.0f}% of openssl; target 60%)")
+    print(
+        f"  first-seen tokens:               {first:>10,.0f} /s  ({100 * first / openssl:.0f}% of openssl; target 60%)"
+    )
     print(f"  already-validated tokens:        {again:>10,.0f} /s  (target 200,000)")
     print(f"  handshakes, 500 tokens x 10:     {mix:>10,.0f} /s")
 

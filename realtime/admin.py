@@ -36,9 +36,11 @@ class WebSocketSessionAdmin(admin.ModelAdmin):
         "connected_at",
         "last_heartbeat_at",
         "disconnected_at",
+        "disconnect_reason",
+        "server_id",
     )
-    list_filter = (LiveFilter, "connected_at")
-    search_fields = ("user__email", "connection_id", "client_address")
+    list_filter = (LiveFilter, "disconnect_reason", "connected_at")
+    search_fields = ("user__email", "connection_id", "client_address", "server_id")
     list_select_related = ("user",)
     ordering = ("-connected_at",)
     readonly_fields = tuple(field.name for field in WebSocketSession._meta.fields)

@@ -88,6 +88,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         if kind == "heartbeat":
             await self.send_json({"type": "heartbeat_ack", "id": message.get("id")})
 
+    async def websocket_disconnect(self, message: dict) -> None:
+        # The row first: leaving the groups is a channel-layer round trip each (Redis).
+        await self.disconnect(message.get("code", 1005))
+        await super().websocket_disconnect(message)
+
     async def disconnect(self, code: int) -> None:
         if self.runtime is None or not self.connection_id or self.closing:
             return

@@ -9,6 +9,7 @@ then hands the signal to uvicorn, which finds the sockets already closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -25,6 +26,7 @@ async def lifespan(scope, receive, send) -> None:
             try:
                 runtime = await Runtime.ensure()
                 _chain_sigterm(runtime)
+                _tune_garbage_collector()
             except Exception as exc:
                 logger.exception("real-time start-up failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -36,6 +38,20 @@ async def lifespan(scope, receive, send) -> None:
                 await runtime.shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _tune_garbage_collector() -> None:
+    """Fewer, smaller full collections: each one stops the event loop, heartbeats of every connection wait.
+
+    Measured at 5,000 connections: with CPython's default thresholds a full collection came every
+    minute or so and stopped the loop for 0.3-1 s (the p99 heartbeat round trip). The start-up heap
+    (Django, the apps) is frozen out of every collection, young collections run every 50,000
+    allocations, and a full one only after 20 middle ones, minutes apart; the memory of closed
+    connections' reference cycles comes back then.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _chain_sigterm(runtime: Runtime) -> None:

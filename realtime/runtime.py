@@ -58,7 +58,8 @@ class Runtime:
         self.connections: dict[str, NotificationConsumer] = {}
         self.beaten: set[str] = set()
         self.stopping = False
-        self.heartbeat_writes = 0  # UPDATE statements written for heartbeats (the benchmark reports it)
+        self.heartbeat_writes = 0  # UPDATE statements written for heartbeats
+        self.max_lag_s = 0.0  # the longest the event loop was blocked
         self._executor = ThreadPoolExecutor(max_workers=self.config.db_threads, thread_name_prefix="realtime-db")
         self._opens: list[tuple[dict, asyncio.Future]] = []
         self._closes: list[sessions.Closure] = []
@@ -98,6 +99,7 @@ class Runtime:
             for loop in (self._open_writer, self._close_writer, self._silence_loop, self._heartbeat_loop):
                 self._tasks.append(asyncio.create_task(loop()))
             self._tasks.append(asyncio.create_task(self._server_loop()))
+            self._tasks.append(asyncio.create_task(self._lag_monitor()))
             self._tasks.append(asyncio.create_task(self._recheck_loop()))
             self._started.set_result(None)
             logger.info("real-time server %s started", self.server_id)
@@ -224,6 +226,27 @@ class Runtime:
 
     def _recheck_loop(self):
         return self._every(lambda: self.config.recheck_s, self.recheck, "re-check")
+
+    async def _lag_monitor(self, every_s: float = 0.5, warn_s: float = 0.25) -> None:
+        """Warn when the event loop was blocked: every connection's heartbeats wait that long."""
+        import gc
+
+        gc_started: list[float] = []
+
+        def gc_timer(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_started[:] = [time.monotonic()]
+            elif gc_started and (took := time.monotonic() - gc_started[0]) > warn_s:
+                logger.warning("garbage collection of generation %s took %.2f s", info.get("generation"), took)
+
+        gc.callbacks.append(gc_timer)
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(every_s)
+            lag = time.monotonic() - started - every_s
+            self.max_lag_s = max(self.max_lag_s, lag)
+            if lag > warn_s:
+                logger.warning("real-time event loop blocked for %.2f s (%d connections)", lag, len(self.connections))
 
     async def close_silent(self) -> None:
         cutoff = time.monotonic() - self.config.silence_s

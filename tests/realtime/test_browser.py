@@ -64,7 +64,7 @@ def test_a_notice_sent_with_the_command_appears_on_the_account_page(chrome, serv
     from selenium.webdriver.support import expected_conditions as until
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(chrome, 20)
+    wait = WebDriverWait(chrome, 30)
     chrome.get(f"{server.url}/account/")
     wait.until(until.title_contains("Sign in"))
     chrome.find_element(By.CSS_SELECTOR, f'button[name="user"][value="{ALICE.oid}"]').click()

@@ -302,3 +302,79 @@ def test_shutdown_closes_with_1001_and_settles_every_row(client, alice):
     run(scenario)
     assert set(WebSocketSession.objects.values_list("disconnect_reason", "close_code")) == {("server shutdown", 1001)}
     assert RealtimeServer.objects.get().stopped_at is not None
+
+
+def test_the_apps_announcements_become_events_for_the_user_concerned(client, alice, bob):
+    from asgiref.sync import sync_to_async
+
+    from accounts.tasks import PROFILE_SYNCED
+    from core import events
+    from integrations.github.services import SYNC_STATUS
+
+    headers = [cookie_headers(client, user) for user in (alice, bob)]
+
+    async def scenario():
+        alice_ws, _ = await connect(headers[0])
+        bob_ws, _ = await connect(headers[1])
+        await sync_to_async(events.publish)(PROFILE_SYNCED, user_id=alice.pk)
+        assert await alice_ws.receive_json_from(timeout=5) == {"type": "profile_synced"}
+        await sync_to_async(events.publish)(SYNC_STATUS, project_id=7, record_id=9, status="running", owner_id=bob.pk)
+        assert await bob_ws.receive_json_from(timeout=5) == {
+            "type": "github_sync",
+            "project_id": 7,
+            "record_id": 9,
+            "status": "running",
+        }
+        assert await alice_ws.receive_nothing(timeout=0.2)
+        assert await bob_ws.receive_nothing(timeout=0.2)
+
+    run(scenario)
+
+
+def test_cleanup_is_a_dry_run_by_default_then_settles_and_deletes(alice, realtime_settings):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    realtime_settings.REALTIME_SERVER_BEAT_S = 15
+    realtime_settings.REALTIME_HEARTBEAT_WRITE_S = 60
+    now = timezone.now()
+    stale = WebSocketSession.objects.create(user=alice, channel_name="a", last_heartbeat_at=now - timedelta(hours=1))
+    fresh = WebSocketSession.objects.create(user=alice, channel_name="b")
+    old = WebSocketSession.objects.create(user=alice, channel_name="c", disconnected_at=now - timedelta(days=40))
+    RealtimeServer.objects.create(server_id="gone", hostname="h", pid=1, last_beat_at=now - timedelta(hours=1))
+    lost = WebSocketSession.objects.create(user=alice, channel_name="d", server_id="gone")
+
+    out = StringIO()
+    call_command("cleanup_realtime_sessions", stdout=out)
+    assert "1 lost server(s) would be swept; 1 stale session(s) would be settled" in out.getvalue()
+    assert WebSocketSession.objects.filter(disconnected_at__isnull=True).count() == 3
+
+    call_command("cleanup_realtime_sessions", "--execute", "--format", "json", stdout=(out := StringIO()))
+    assert json.loads(out.getvalue()) == {
+        "execute": True,
+        "lost_servers": 1,
+        "stale_sessions": 1,
+        "deleted_sessions": 1,
+        "deleted_servers": 0,
+    }
+    reasons = {s.pk: s.disconnect_reason for s in WebSocketSession.objects.all()}
+    assert reasons == {stale.pk: "stale", fresh.pk: "", lost.pk: "server lost"}
+    assert not WebSocketSession.objects.filter(pk=old.pk).exists()
+
+
+def test_cleanup_refuses_a_threshold_that_would_settle_live_connections(realtime_settings):
+    from django.core.management import CommandError, call_command
+
+    realtime_settings.REALTIME_HEARTBEAT_WRITE_S = 60
+    with pytest.raises(CommandError, match="at least twice"):
+        call_command("cleanup_realtime_sessions", "--stale-after", "90")
+
+
+def test_notify_needs_a_layer_that_reaches_the_server_processes(alice):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="REDIS_URL"):
+        call_command("notify", "--text", "hello", "--user", "alice@example.com")
