@@ -26,7 +26,7 @@ from tests.support.admin import sign_in
 from tests.support.legacy import migrate_to_baseline, seed
 from tests.support.scratch import Databases, ScratchDatabase, is_postgres
 
-__all__ = ["ROOT", "ScratchDatabase"]  # for the modules that still import them from here
+__all__ = ["ROOT"]  # for the modules that still import it from here; its home is tests.support
 
 
 @pytest.fixture(scope="session")

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import override_settings
 
-from tests.conftest import ROOT, ScratchDatabase
-from tests.legacy import build_legacy, snapshot
-
-
-def fingerprint(db: ScratchDatabase) -> str:
-    """The whole database, as bytes: the SQLite file, or a full pg_dump."""
-    if db.vendor == "sqlite":
-        return hashlib.sha256(Path(db.name).read_bytes()).hexdigest()
-    dump = subprocess.run(
-        ["pg_dump", "--no-owner", "--dbname", db.url.replace("postgres://", "postgresql://")],
-        capture_output=True,
-        check=True,
-    ).stdout
-    # pg_dump marks each dump with a random \restrict key; the rest is the data.
-    lines = [line for line in dump.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict"))]
-    return hashlib.sha256(b"\n".join(lines)).hexdigest()
+from tests.support import ROOT
+from tests.support.legacy import seed, snapshot
+from tests.support.scratch import ScratchDatabase
 
 
 def encoded_session(user_id: int) -> str:
@@ -37,23 +22,31 @@ def encoded_session(user_id: int) -> str:
         return SessionStore().encode({"_auth_user_id": str(user_id), "_auth_user_backend": "x"})
 
 
-@pytest.fixture
-def migrated_legacy(scratch_db):
+@pytest.fixture(scope="session")
+def migrated_legacy_template(databases, seeded_legacy_template):
     """25 legacy users (+4 edge cases) after `migrate`; users 1 and 2 already linked to Entra."""
-    build_legacy(scratch_db, users=25)
-    scratch_db.manage("migrate")
-    scratch_db.execute("UPDATE users SET azure_entra_id = 'oid-' || id, azure_tenant_id = 'tid' WHERE id IN (1, 2)")
-    scratch_db.execute("INSERT INTO user_preferences (user_id) VALUES (1)")
+    db = databases.clone(seeded_legacy_template)
+    db.call("migrate", "--no-input")
+    db.execute("UPDATE users SET azure_entra_id = 'oid-' || id, azure_tenant_id = 'tid' WHERE id IN (1, 2)")
+    db.execute("INSERT INTO user_preferences (user_id) VALUES (1)")
     for key, user_id in (("linkedsession", 1), ("legacysession3", 3), ("legacysession4", 4)):
-        scratch_db.execute(
+        db.execute(
             "INSERT INTO django_session (session_key, session_data, expire_date) VALUES (%s, %s, %s)",
             [key, encoded_session(user_id), "2099-01-01 00:00:00"],
         )
-    return scratch_db
+    yield databases.freeze(db)
+    databases.drop(db)
 
 
-def run(db: ScratchDatabase, *args: str, check: bool = False, **env: str):
-    return db.manage("migrate_users_to_entra", *args, check=check, **env)
+@pytest.fixture
+def migrated_legacy(clone, migrated_legacy_template):
+    """A copy of ``migrated_legacy_template`` of its own."""
+    return clone(migrated_legacy_template)
+
+
+def run(db: ScratchDatabase, *args: str, check: bool = False):
+    """``migrate_users_to_entra ARGS``, in-process."""
+    return db.call("migrate_users_to_entra", *args, check=check)
 
 
 def prepared_state(db: ScratchDatabase) -> dict[int, tuple[int, int, int]]:
@@ -67,14 +60,14 @@ def prepared_state(db: ScratchDatabase) -> dict[int, tuple[int, int, int]]:
 
 
 def test_dry_run_changes_nothing(migrated_legacy, tmp_path):
-    before = fingerprint(migrated_legacy)
+    before = migrated_legacy.fingerprint()
     report_path = tmp_path / "dry.json"
 
     result = run(migrated_legacy, "--report", str(report_path))
 
     assert result.returncode == 0, result.stderr
     assert "DRY RUN: nothing was changed" in result.stdout
-    assert fingerprint(migrated_legacy) == before
+    assert migrated_legacy.fingerprint() == before
     report = json.loads(report_path.read_text())
     assert report["mode"] == "dry-run"
     assert report["preferences_created"] == 28  # 29 users, one already has preferences
@@ -110,14 +103,13 @@ def test_execute_does_what_the_dry_run_reported(migrated_legacy, tmp_path):
 
 def test_second_execute_finds_nothing_to_do(migrated_legacy):
     run(migrated_legacy, "--execute", check=True)
-    before = fingerprint(migrated_legacy) if migrated_legacy.vendor == "sqlite" else None
+    before = migrated_legacy.fingerprint()
 
     result = run(migrated_legacy, "--execute", check=True)
 
     assert "Nothing to do: every user is already prepared for Entra sign-in." in result.stdout
     assert "0 change(s)" not in result.stdout
-    if before:
-        assert fingerprint(migrated_legacy) == before
+    assert migrated_legacy.fingerprint() == before
 
 
 def test_report_surfaces_what_it_must_not_guess(migrated_legacy, tmp_path):
@@ -143,17 +135,17 @@ def test_report_surfaces_what_it_must_not_guess(migrated_legacy, tmp_path):
     ],
 )
 def test_usage_errors_stop_before_any_change(migrated_legacy, args, message):
-    before = fingerprint(migrated_legacy)
+    before = migrated_legacy.fingerprint()
     result = run(migrated_legacy, "--execute", *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    assert fingerprint(migrated_legacy) == before
+    assert migrated_legacy.fingerprint() == before
 
 
-def test_refuses_a_database_that_was_not_migrated(scratch_db):
-    build_legacy(scratch_db, users=3, edge_cases=False)
-    result = run(scratch_db, "--execute")
+def test_refuses_a_database_that_was_not_migrated(legacy_db):
+    seed(legacy_db, users=3, edge_cases=False)
+    result = run(legacy_db, "--execute")
     assert result.returncode == 1
     assert "unapplied migrations (accounts: accounts.0002_add_azure_entra_fields_to_users" in result.stderr
     assert "run `python manage.py migrate` first" in result.stderr
@@ -180,9 +172,10 @@ def kill_after(db: ScratchDatabase, line_prefix: str) -> None:
     assert proc.returncode == -signal.SIGKILL, f"the run ended before {line_prefix!r}"
 
 
-def test_killed_runs_lose_at_most_a_batch_and_a_rerun_completes(scratch_db):
-    build_legacy(scratch_db, users=3000, edge_cases=False)
-    scratch_db.manage("migrate")
+def test_killed_runs_lose_at_most_a_batch_and_a_rerun_completes(legacy_db):
+    scratch_db = legacy_db
+    seed(scratch_db, users=3000, edge_cases=False)
+    scratch_db.call("migrate", "--no-input")
     for point in ("batch 1/300", "batch 60/300", "batch 150/300"):
         kill_after(scratch_db, point)
         states = prepared_state(scratch_db)
@@ -205,9 +198,10 @@ def test_a_second_run_stops_at_once_while_the_first_holds_the_lock(migrated_lega
     blocker.execute("SELECT 1 FROM users WHERE id = 25 FOR UPDATE")
     first = start(migrated_legacy, "--execute", "--batch-size", "10")
     assert first.stdout.readline().startswith("batch 1/3")
+    wait_for_a_lock_wait(migrated_legacy, "")  # batch 2 done, batch 3 waiting: nothing moves now
     before = prepared_state(migrated_legacy)
 
-    second = run(migrated_legacy, "--execute")
+    second = migrated_legacy.manage("migrate_users_to_entra", "--execute", check=False)
 
     assert second.returncode == 1
     assert f"migrate_users_to_entra is already running in pid {advisory_lock_pid(migrated_legacy)}" in second.stderr
@@ -221,16 +215,20 @@ def test_a_second_run_stops_at_once_while_the_first_holds_the_lock(migrated_lega
 
 
 def advisory_lock_pid(db: ScratchDatabase) -> int:
-    rows = db.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    # This database's only: other tests and benchmarks on the server hold advisory locks of their own.
+    rows = db.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     assert len(rows) == 1, rows
     return rows[0][0]
 
 
 @pytest.mark.postgres
-def test_execute_refreshes_planner_statistics(migrated_legacy):
+def test_execute_refreshes_planner_statistics(migrated_legacy, tmp_path):
     before = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
-    result = run(migrated_legacy, "--execute", "--report", "/dev/stdout", check=True)
-    assert '"analyzed": true' in result.stdout
+    run(migrated_legacy, "--execute", "--report", str(tmp_path / "run.json"), check=True)
+    assert json.loads((tmp_path / "run.json").read_text())["analyzed"] is True
     after = migrated_legacy.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
     assert after[0][0] > before[0][0]
 
