@@ -215,9 +215,9 @@ def test_three_silent_intervals_close_with_4408(client, alice):
     async def scenario():
         ws, _ = await connect(headers)
         started = time.monotonic()
-        output = await ws.receive_output(timeout=6)
+        output = await ws.receive_output(timeout=8)
         assert output == {"type": "websocket.close", "code": 4408}
-        assert 3 <= time.monotonic() - started < 5.5
+        assert 3 <= time.monotonic() - started < 7  # checked once an interval: between 3 and 4 s, unless loaded
 
     run(scenario)
     assert WebSocketSession.objects.get().disconnect_reason == "silent"

@@ -252,7 +252,7 @@ def test_sign_out_closes_that_browsers_sockets_at_once_on_every_process(servers,
     assert out.status_code == 302, out.text
 
     assert close_code(ws) == 4401
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # A's own re-check would take 30 s
     other.send(json.dumps({"type": "heartbeat", "id": 1}))
     assert json.loads(other.recv(timeout=5))["type"] == "heartbeat_ack"
     other.close()
@@ -267,7 +267,7 @@ def test_a_disabled_user_is_closed_within_the_recheck(servers, live_db, entra_se
     started = time.monotonic()
     try:
         assert close_code(ws) == 4403
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 5  # B re-checks every second
         wait_until(lambda: row_of(live_db, welcome["connection_id"])[3] == "account disabled")
     finally:
         live_db.execute("UPDATE users SET is_active = %s WHERE email = %s", [True, "carol@example.com"])
@@ -277,7 +277,7 @@ def test_an_expired_bearer_token_is_closed_within_the_recheck(servers, entra_ser
     _, b = servers  # B allows no clock skew
     token = entra_server.access_token(BOB, audience=API, scp="access_as_user", exp=int(time.time()) + 2)
     ws, _ = open_ws(b, subprotocols=bearer(token), origin=None)
-    assert close_code(ws, timeout=6) == 4401
+    assert close_code(ws, timeout=10) == 4401
 
 
 def test_a_server_killed_with_kill_9_has_its_sessions_settled_by_the_sweep(servers, live_db, entra_server, logs):
