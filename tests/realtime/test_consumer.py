@@ -378,3 +378,16 @@ def test_notify_needs_a_layer_that_reaches_the_server_processes(alice):
 
     with pytest.raises(CommandError, match="REDIS_URL"):
         call_command("notify", "--text", "hello", "--user", "alice@example.com")
+
+
+def test_notify_fails_loudly_when_redis_cannot_be_reached(alice, realtime_settings):
+    from django.core.management import CommandError, call_command
+
+    realtime_settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:9"]},
+        }
+    }
+    with pytest.raises(CommandError, match="could not reach the channel layer"):
+        call_command("notify", "--text", "hello")

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from realtime.models import WebSocketSession
-from realtime.notifications import notify_everyone, notify_user
+from realtime.notifications import send_to_everyone_now, send_to_user_now
 
 MAX_TEXT = 2000
 
@@ -34,9 +34,15 @@ class Command(BaseCommand):
             target = User.objects.filter(email__iexact=user.strip()).first()
             if target is None:
                 raise CommandError(f"no user with the email {user!r}")
-            notify_user(target, event)
+            self._send(send_to_user_now, target, event)
             count = live.filter(user=target).count()
             self.stdout.write(self.style.SUCCESS(f"Notice sent to {target.email} ({count} live connection(s))"))
         else:
-            notify_everyone(event)
+            self._send(send_to_everyone_now, event)
             self.stdout.write(self.style.SUCCESS(f"Notice sent to everyone ({live.count()} live connection(s))"))
+
+    def _send(self, send, *args) -> None:
+        try:
+            send(*args)
+        except Exception as exc:
+            raise CommandError(f"could not reach the channel layer (REDIS_URL): {exc}") from exc
