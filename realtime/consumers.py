@@ -109,7 +109,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             if settle:
                 self.runtime.settle(self, reason=reason, code=code)
             else:
-                self.runtime.connections.pop(self.connection_id, None)
+                self.runtime.forget(self, reason=reason)
         await self.close(code)
 
     async def send_json(self, content: dict) -> None:

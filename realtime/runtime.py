@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections
 
+from core import metrics
 from realtime import servers, sessions
 from realtime.auth import recheck
 from realtime.conf import RealtimeConfig, realtime_config
@@ -161,11 +162,18 @@ class Runtime:
 
     def add(self, consumer: NotificationConsumer) -> None:
         self.connections[consumer.connection_id] = consumer
+        metrics.websocket_connects.inc()
+        metrics.websocket_connections.inc()
+
+    def forget(self, consumer: NotificationConsumer, *, reason: str) -> None:
+        if self.connections.pop(consumer.connection_id, None) is not None:
+            metrics.websocket_connections.dec()
+            metrics.websocket_disconnects.labels(reason).inc()
+        self.beaten.discard(consumer.connection_id)
 
     def settle(self, consumer: NotificationConsumer, *, reason: str, code: int | None) -> None:
         """The connection is closed: forget it, and settle its row with the next batch."""
-        self.connections.pop(consumer.connection_id, None)
-        self.beaten.discard(consumer.connection_id)
+        self.forget(consumer, reason=reason)
         self._closes.append(sessions.Closure(consumer.connection_id, reason, code))
         self._wakeup_closes.set()
 
@@ -249,7 +257,11 @@ class Runtime:
                 logger.warning("real-time event loop blocked for %.2f s (%d connections)", lag, len(self.connections))
 
     async def close_silent(self) -> None:
-        cutoff = time.monotonic() - self.config.silence_s
+        now = time.monotonic()
+        missed = sum(1 for c in self.connections.values() if now - c.last_seen > self.config.heartbeat_s)
+        if missed:
+            metrics.websocket_heartbeats_missed.inc(missed)
+        cutoff = now - self.config.silence_s
         for consumer in [c for c in self.connections.values() if c.last_seen < cutoff]:
             await consumer.close_with(4408, WebSocketSession.Reason.SILENT)
 

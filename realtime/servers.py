@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core import metrics
 from realtime.models import RealtimeServer, WebSocketSession
 from realtime.sessions import settle_server_sessions
 
@@ -65,7 +66,9 @@ def sweep(*, dead_after_s: float) -> list[str]:
         )
     # Also sessions of servers stopped earlier whose settling was interrupted.
     stopped = RealtimeServer.objects.filter(stopped_at__isnull=False).values("server_id")
-    WebSocketSession.objects.filter(disconnected_at__isnull=True, server_id__in=stopped).update(
+    settled = WebSocketSession.objects.filter(disconnected_at__isnull=True, server_id__in=stopped).update(
         disconnected_at=now, disconnect_reason=WebSocketSession.Reason.SERVER_LOST
     )
+    if settled:
+        metrics.websocket_disconnects.labels(WebSocketSession.Reason.SERVER_LOST).inc(settled)
     return dead

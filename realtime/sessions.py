@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import metrics
 from realtime.models import WebSocketSession
 
 BATCH = 1000
@@ -125,6 +126,8 @@ def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch
             settled += WebSocketSession.objects.filter(pk__in=pks, disconnected_at__isnull=True).update(
                 disconnected_at=now, disconnect_reason=WebSocketSession.Reason.STALE
             )
+    if settled:
+        metrics.websocket_disconnects.labels(WebSocketSession.Reason.STALE).inc(settled)
     while pks := list(old.order_by("pk").values_list("pk", flat=True)[:batch]):
         with transaction.atomic():
             deleted += WebSocketSession.objects.filter(pk__in=pks).delete()[0]

@@ -391,3 +391,25 @@ def test_notify_fails_loudly_when_redis_cannot_be_reached(alice, realtime_settin
     }
     with pytest.raises(CommandError, match="could not reach the channel layer"):
         call_command("notify", "--text", "hello")
+
+
+def test_connections_are_counted_in_the_metrics(client, alice):
+    from core import metrics
+
+    def value(metric, **labels) -> float:
+        return (metric.labels(**labels) if labels else metric)._value.get()
+
+    headers = cookie_headers(client, alice)
+    connects, live = value(metrics.websocket_connects), value(metrics.websocket_connections)
+    too_large = value(metrics.websocket_disconnects, reason="message too large")
+
+    async def scenario():
+        ws, _ = await connect(headers)
+        assert value(metrics.websocket_connections) == live + 1
+        await ws.send_to(text_data="x" * (65 * 1024))
+        assert (await ws.receive_output(timeout=5))["code"] == 1009
+
+    run(scenario)
+    assert value(metrics.websocket_connects) == connects + 1
+    assert value(metrics.websocket_connections) == live
+    assert value(metrics.websocket_disconnects, reason="message too large") == too_large + 1

@@ -100,7 +100,7 @@ def bearer(token: str) -> list[str]:
     return ["platform.v1", f"access_token.{token}"]
 
 
-def next_notice(ws, timeout: float = 5) -> dict:
+def next_notice(ws, timeout: float = 10) -> dict:
     """The next notice, past the events a sign-in sets off (its profile sync's ``profile_synced``)."""
     deadline = time.monotonic() + timeout
     while True:
