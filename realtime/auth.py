@@ -170,7 +170,7 @@ def _live_sessions(keys: set[str]) -> set[str]:
     store_class = engine.SessionStore
     from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 
-    if issubclass(store_class, DatabaseStore) and settings.SESSION_ENGINE.endswith(".db"):
+    if issubclass(store_class, DatabaseStore):  # db and cached_db: the table holds every session
         model = store_class.get_model_class()
         return set(
             model.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list(
