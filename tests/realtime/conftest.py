@@ -36,6 +36,15 @@ def bob(db) -> User:
     return linked(BOB, full_name="Bob")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_left_running():
+    """Whatever a failing test left running of the server processes it started ends with the session."""
+    yield
+    from tests.realtime.server import stop_all
+
+    stop_all()
+
+
 @pytest.fixture(scope="session")
 def realtime_template(tmp_path_factory):
     """A migrated database the server-process tests clone, one per module (migrated once a session)."""

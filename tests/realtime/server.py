@@ -126,6 +126,17 @@ class LiveDatabase:
             Path(self.name).unlink(missing_ok=True)
 
 
+STARTED: list[Server] = []  # every server process started, so that none outlives the test session
+
+
+def stop_all() -> None:
+    for server in STARTED:
+        if server.process is not None and server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+    STARTED.clear()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,6 +199,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        STARTED.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -195,6 +207,7 @@ class Server:
             if "Application startup complete" in self.log():
                 return self
             time.sleep(0.05)
+        self.process.kill()
         raise AssertionError(f"the server did not start:\n{self.log()}")
 
     def log(self) -> str:
