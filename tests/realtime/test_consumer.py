@@ -413,3 +413,35 @@ def test_connections_are_counted_in_the_metrics(client, alice):
     assert value(metrics.websocket_connects) == connects + 1
     assert value(metrics.websocket_connections) == live
     assert value(metrics.websocket_disconnects, reason="message too large") == too_large + 1
+
+
+def test_a_process_taken_for_lost_while_it_stalled_registers_again_and_reopens_its_rows(client, alice):
+    from django.utils import timezone
+
+    from realtime import servers
+
+    headers = cookie_headers(client, alice)
+
+    async def scenario():
+        ws, welcome = await connect(headers)
+        runtime = Runtime.current()
+
+        def taken_for_lost():
+            RealtimeServer.objects.filter(server_id=runtime.server_id).update(
+                last_beat_at=timezone.now() - timezone.timedelta(hours=1)
+            )
+            servers.sweep(dead_after_s=60)
+
+        await runtime.db(taken_for_lost)
+        row = await runtime.db(WebSocketSession.objects.get, connection_id=welcome["connection_id"])
+        assert row.disconnect_reason == "server lost"
+
+        await runtime.beat_and_sweep()
+
+        row = await runtime.db(WebSocketSession.objects.get, connection_id=welcome["connection_id"])
+        assert (row.disconnected_at, row.disconnect_reason) == (None, "")
+        server = await runtime.db(RealtimeServer.objects.get, server_id=runtime.server_id)
+        assert server.stopped_at is None
+        await ws.disconnect()
+
+    run(scenario)
