@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from django.apps import apps
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -35,4 +36,9 @@ def _theme(request: HttpRequest) -> str:
 
 def layout(request: HttpRequest) -> dict[str, object]:
     # Lazy: pages that never show the theme (the admin) make no query for it.
-    return {"platform_version": VERSION, "theme": SimpleLazyObject(lambda: _theme(request))}
+    return {
+        "platform_version": VERSION,
+        "theme": SimpleLazyObject(lambda: _theme(request)),
+        # The live notices come with realtime/; without it the pages work as they are.
+        "live_notices": apps.is_installed("realtime"),
+    }
