@@ -202,6 +202,7 @@ class Databases:
         self.blocker = blocker
         self.vendor = "postgresql" if is_postgres() else "sqlite"
         self._to_drop: list[str] = []
+        self._made: dict[str, ScratchDatabase] = {}  # not dropped yet: close() drops what is left
         self.migrated: ScratchDatabase | None = None  # the conftest's copy of the freshly migrated test database
 
     def empty(self) -> ScratchDatabase:
@@ -224,7 +225,7 @@ class Databases:
                     connection.connection.backup(target)
             finally:
                 target.close()
-            return copy
+            return self._made.setdefault(copy.name, copy)
         connection.close()  # CREATE DATABASE … TEMPLATE needs the template idle
         return self._create(ScratchDatabase("postgresql", connection.settings_dict["NAME"], self.blocker))
 
@@ -239,6 +240,7 @@ class Databases:
         return template
 
     def drop(self, db: ScratchDatabase) -> None:
+        self._made.pop(db.name, None)
         if db.vendor == "postgresql":
             # At the end: each DROP DATABASE waits for a checkpoint, seconds on a busy server,
             # and drops running together share one.
@@ -251,7 +253,9 @@ class Databases:
             Path(db.name).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Drop the PostgreSQL databases left, together."""
+        """Drop every database still there (the PostgreSQL ones together)."""
+        for db in list(self._made.values()):
+            self.drop(db)
         with ThreadPoolExecutor(max_workers=16) as pool:
             drops = [
                 pool.submit(self._admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)') for name in self._to_drop
@@ -265,7 +269,7 @@ class Databases:
             path = self.directory / f"{name}.sqlite3"
             if template:
                 shutil.copyfile(template.name, path)
-            return ScratchDatabase("sqlite", str(path), self.blocker)
+            return self._made.setdefault(str(path), ScratchDatabase("sqlite", str(path), self.blocker))
         name = f"entra_{name}"
         statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template.name}"' if template else "")
         deadline = time.monotonic() + 10
@@ -278,7 +282,7 @@ class Databases:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        return ScratchDatabase("postgresql", name, self.blocker)
+        return self._made.setdefault(name, ScratchDatabase("postgresql", name, self.blocker))
 
     def _admin(self, sql: str, params: list | None = None) -> None:
         with psycopg.connect(_conninfo("postgres"), autocommit=True) as conn:
