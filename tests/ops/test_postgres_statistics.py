@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import psycopg
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import User
 from ops import maintenance
-from tests.support.scratch import is_postgres
 
 
 def analyzed(db) -> dict[str, object]:
@@ -72,9 +75,15 @@ def test_index_usage_lists_each_index_with_size_and_scans():
     assert "users_pending_entra_idx" in text.getvalue() and "index(es)" in text.getvalue()
 
 
-@pytest.mark.django_db
-def test_index_usage_needs_postgres():
-    if is_postgres():
-        pytest.skip("the SQLite answer")
-    with pytest.raises(CommandError, match="PostgreSQL"):
-        call_command("validate_entra_schema", "--index-usage", stdout=StringIO())
+def test_index_usage_needs_postgres(tmp_path):
+    # On either database: a SQLite DATABASE_URL in a process of its own.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "validate_entra_schema", "--index-usage"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "SECRET_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "PostgreSQL" in result.stderr
