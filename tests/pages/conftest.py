@@ -23,6 +23,7 @@ from devtools.local_entra import LocalUser
 from projects.models import GeneratedFile, Project
 from tests.accounts.entra import conftest as entra_conftest
 from tests.accounts.entra.conftest import ALICE, legacy_user
+from tests.support.browser import headless_chrome
 
 # The local Entra's fixtures, here too.
 entra_server = entra_conftest.entra_server
@@ -88,34 +89,7 @@ def site(live_server, settings, request):
 
 
 def _chrome(tmp_path: Path, *, javascript: bool):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-prefers-reduced-motion",
-        # The local Entra's certificate comes from a test CA this browser profile does not know.
-        "--ignore-certificate-errors",
-        f"--user-data-dir={tmp_path / ('profile' if javascript else 'profile-nojs')}",
-    ):
-        options.add_argument(flag)
-    if not javascript:
-        options.add_argument("--blink-settings=scriptEnabled=false")
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(60)
-    return driver
+    return headless_chrome(tmp_path / ("profile" if javascript else "profile-nojs"), javascript=javascript)
 
 
 @pytest.fixture

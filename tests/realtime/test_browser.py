@@ -12,6 +12,7 @@ import pytest
 from tests.accounts.entra.conftest import ALICE, TENANT
 from tests.core.test_channel_layers import REDIS_URL, _redis_up
 from tests.realtime.server import ROOT, LiveDatabase, Server, server_env
+from tests.support.browser import headless_chrome
 
 pytestmark = [
     pytest.mark.skipif(not _redis_up() and not os.environ.get("CI"), reason="needs Redis on 127.0.0.1:6379"),
@@ -69,24 +70,7 @@ def wait_for_state(chrome, state: str, timeout: float = 30) -> None:
 
 @pytest.fixture
 def chrome(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--ignore-certificate-errors",  # the local Entra's test CA
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chrome(tmp_path / "profile")
     yield driver
     driver.quit()
 

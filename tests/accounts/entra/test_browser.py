@@ -8,6 +8,7 @@ import pytest
 
 from accounts.models import User
 from tests.accounts.entra.conftest import ALICE, legacy_user
+from tests.support.browser import headless_chrome
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -17,28 +18,7 @@ pytestmark = [
 
 @pytest.fixture
 def chrome(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        # The local Entra's certificate comes from a test CA this browser profile does not know.
-        "--ignore-certificate-errors",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chrome(tmp_path / "profile")
     yield driver
     driver.quit()
 
