@@ -24,7 +24,8 @@ def advisory_lock_holder(connection: BaseDatabaseWrapper, name: str) -> str:
         cursor.execute(
             "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s::bigint::oid AND l.pid <> pg_backend_pid()",
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s::bigint::oid AND l.pid <> pg_backend_pid() "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [_key(name)],
         )
         row = cursor.fetchone()
@@ -69,6 +70,7 @@ def lock_holders(connection: BaseDatabaseWrapper, tables: list[str]) -> list[str
             "       a.xact_start, left(a.query, 120), c.relname, l.mode "
             "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(%s) "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "ORDER BY a.xact_start NULLS LAST",
             [tables],
         )
