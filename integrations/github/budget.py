@@ -60,10 +60,6 @@ def reserve_writes(count: int = 1) -> None:
         GitHubWrite.objects.filter(at__lt=now - HOUR).delete()
 
 
-def reserve_write() -> None:
-    reserve_writes(1)
-
-
 class WriteCredits:
     """Writes a sync reserved ahead (all it will need, at once), spent before any more are asked for.
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.github.budget import BudgetSpent, reserve_write
+from integrations.github.budget import BudgetSpent, reserve_writes
 from integrations.models import GitHubWrite
 
 pytestmark = pytest.mark.django_db
@@ -27,24 +27,24 @@ def writes_ago(*seconds: float) -> None:
 def test_a_full_minute_waits_until_its_oldest_write_leaves_the_window(limits):
     writes_ago(50, 30, 10)
     with pytest.raises(BudgetSpent) as spent:
-        reserve_write()
+        reserve_writes()
     assert 9 <= spent.value.retry_after_s <= 13  # 10 s, plus up to 2 s of jitter
     assert GitHubWrite.objects.count() == 3
 
 
 def test_writes_older_than_a_minute_leave_room(limits):
     writes_ago(70, 65, 61)
-    reserve_write()
+    reserve_writes()
     assert GitHubWrite.objects.count() == 4
 
 
 def test_the_hour_is_a_window_too_and_rows_older_than_an_hour_go(limits):
     writes_ago(3700, 3000, 2000, 1000, 500, 100)
     with pytest.raises(BudgetSpent, match="per hour"):
-        reserve_write()
+        reserve_writes()
     writes_ago()
     GitHubWrite.objects.filter(at__lt=timezone.now() - timedelta(seconds=2500)).update(
         at=timezone.now() - timedelta(hours=2)
     )
-    reserve_write()
+    reserve_writes()
     assert not GitHubWrite.objects.filter(at__lt=timezone.now() - timedelta(hours=1)).exists()
