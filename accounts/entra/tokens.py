@@ -12,10 +12,10 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
-import json
 import threading
 import time
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -46,10 +46,12 @@ def expected_nonce(flow_nonce: str) -> str:
     return hashlib.sha256(flow_nonce.encode("ascii")).hexdigest()
 
 
-def _b64decode(segment: str) -> bytes:
+_B64URL = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64decode(segment: bytes) -> bytes:
     # Strict: a character outside base64url is an error, not silently dropped.
-    padded = segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4)
-    return binascii.a2b_base64(padded, strict_mode=True)
+    return binascii.a2b_base64(segment.translate(_B64URL) + b"=="[: -len(segment) % 4], strict_mode=True)
 
 
 # Entra's tokens are a few KiB (group overage keeps them under 8 KiB); anything far
@@ -58,16 +60,26 @@ MAX_TOKEN_CHARS = 32 * 1024
 MAX_HEADER_CHARS = 1024
 
 
+def _encoded(token: str) -> bytes:
+    """The token's bytes, once it is small enough and ASCII (a compact JWS is nothing else)."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenError("malformed token: too large")
+    try:
+        return token.encode("ascii")
+    except UnicodeEncodeError:
+        raise TokenError("malformed token: bad encoding") from None
+
+
 # Headers repeat from token to token (one per signing key): decoded once. Bounded: a flood of
 # distinct headers only costs their decoding.
-_headers: dict[str, dict] = {}
+_headers: dict[bytes, dict] = {}
 _MAX_HEADERS = 64
 
 
-def _header(segment: str) -> dict:
+def _header(segment: bytes) -> dict:
     header = _headers.get(segment)
     if header is None:
-        header = json.loads(_b64decode(segment))
+        header = orjson.loads(_b64decode(segment))
         if not isinstance(header, dict):
             raise TokenError("malformed token: not a JSON object")
         if len(_headers) >= _MAX_HEADERS:
@@ -76,23 +88,22 @@ def _header(segment: str) -> dict:
     return header
 
 
-def _parse(token: str) -> tuple[dict, dict, bytes, bytes]:
+def _parse(token: bytes) -> tuple[dict, dict, bytes, bytes]:
     """(header, claims, signing input, signature) of a compact JWS."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise TokenError("malformed token: too large")
-    if token.count(".") != 2:
+    if token.count(b".") != 2:
         raise TokenError("malformed token: not a JWS")
-    signed, _, signature_segment = token.rpartition(".")
-    header_segment, _, claims_segment = signed.partition(".")
+    dot = token.rindex(b".")
+    signing_input = token[:dot]
+    header_segment, _, claims_segment = signing_input.partition(b".")
     if len(header_segment) > MAX_HEADER_CHARS:
         raise TokenError("malformed token: header too large")
     try:
         header = _header(header_segment)
-        claims = json.loads(_b64decode(claims_segment))
-        signature = _b64decode(signature_segment)
-        signing_input = signed.encode("ascii")
-    except (binascii.Error, ValueError, RecursionError) as exc:
-        # RecursionError: deeply nested arrays; ValueError covers UnicodeError and huge integers.
+        # orjson: strict UTF-8 and JSON (no NaN or Infinity), nesting capped at 1024 levels,
+        # and about three times quicker than json on a token's claims.
+        claims = orjson.loads(_b64decode(claims_segment))
+        signature = _b64decode(token[dot + 1 :])
+    except (binascii.Error, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise TokenError("malformed token: bad encoding") from exc
     if not isinstance(claims, dict):
         raise TokenError("malformed token: not a JSON object")
@@ -100,30 +111,38 @@ def _parse(token: str) -> tuple[dict, dict, bytes, bytes]:
 
 
 _PKCS1V15, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
+_NUMBERS = (int, float)  # by type(): a bool is not a time
 
 
 def _strings(value: object) -> list[str] | None:
     """A claim that must be a string or a list of strings, as a list; None when it is neither."""
-    if isinstance(value, str):
+    if type(value) is str:
         return [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+    if type(value) is list and all(type(item) is str for item in value):
         return value
     return None
 
 
-@metrics.entra_token_validation_seconds.time()
-def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> dict:
-    """Signature and the claims every token must carry.
+def _decode(token: bytes, *, audiences: frozenset[str], config: EntraConfig) -> dict:
+    """Signature and the claims every token must carry, timed (a refusal too)."""
+    started = time.perf_counter()
+    try:
+        return _verified_claims(token, audiences, config)
+    finally:
+        metrics.entra_token_validation_seconds.observe(time.perf_counter() - started)
 
-    Parsed and verified with ``cryptography`` directly rather than PyJWT's
-    decoder, which validates base64 character by character in Python and
-    caps throughput at a few thousand tokens a second.
+
+def _verified_claims(token: bytes, audiences: frozenset[str], config: EntraConfig) -> dict:
+    """Parsed and verified with ``cryptography`` directly rather than PyJWT's decoder,
+    which validates base64 character by character in Python and caps throughput at a
+    few thousand tokens a second. A first-seen access token costs the RSA verification
+    and about as much again: ``bench/token_validation.py`` measures it.
     """
     header, claims, signing_input, signature = _parse(token)
     if header.get("alg") != "RS256":
         raise TokenError(f"signing algorithm {header.get('alg')!r} is not accepted (RS256 only)")
     kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
+    if type(kid) is not str or not kid:
         raise TokenError("token has no key id")
     try:
         key = key_cache().get(kid)
@@ -134,30 +153,30 @@ def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> di
     except InvalidSignature as exc:
         raise TokenError("token signature is invalid") from exc
 
-    for claim in ("exp", "iat", "nbf", "aud", "iss"):
-        if claims.get(claim) is None:
-            raise TokenError(f"token has no {claim!r} claim")
-    now, leeway = time.time(), config.clock_skew_s
     try:
-        exp, nbf, iat = float(claims["exp"]), float(claims["nbf"]), float(claims["iat"])
-    except (TypeError, ValueError) as exc:
-        raise TokenError("token times are not numbers") from exc
+        exp, nbf, iat, aud, iss = claims["exp"], claims["nbf"], claims["iat"], claims["aud"], claims["iss"]
+    except KeyError as exc:
+        raise TokenError(f"token has no {exc.args[0]!r} claim") from None
+    if type(exp) not in _NUMBERS or type(nbf) not in _NUMBERS or type(iat) not in _NUMBERS:
+        raise TokenError("token times are not numbers")
+    now, leeway = time.time(), config.clock_skew_s
     if exp <= now - leeway:
         raise TokenError("token has expired")
     if nbf > now + leeway or iat > now + leeway:
         raise TokenError("token is not valid yet")
-    aud = _strings(claims["aud"])
-    if aud is None or not any(a in audiences for a in aud):
+    if not (aud in audiences if type(aud) is str else any(a in audiences for a in _strings(aud) or ())):
         raise TokenError("token is for another audience")
-    if not isinstance(claims["iss"], str):
+    if type(iss) is not str:
         raise TokenError("token issuer is not a string")
     roles = claims.get("roles")
-    if roles is not None and not (isinstance(roles, list) and all(isinstance(role, str) for role in roles)):
+    if roles is not None and _strings(roles) is not roles:
         raise TokenError("token roles are not a list of strings")
-    for claim in ("tid", "oid"):
-        if not isinstance(claims.get(claim), str) or not claims[claim]:
-            raise TokenError(f"token has no {claim!r} claim")
-    if claims["tid"] not in config.allowed_tenants:
+    tid, oid = claims.get("tid"), claims.get("oid")
+    if type(tid) is not str or not tid:
+        raise TokenError("token has no 'tid' claim")
+    if type(oid) is not str or not oid:
+        raise TokenError("token has no 'oid' claim")
+    if tid not in config.allowed_tenants:
         raise TokenError("token is from a tenant that is not allowed")
     return claims
 
@@ -165,7 +184,7 @@ def _decode(token: str, *, audiences: frozenset[str], config: EntraConfig) -> di
 def validate_id_token(token: str, *, nonce: str, config: EntraConfig | None = None) -> dict:
     """The claims of a valid ID token for this app, issued for this sign-in (``nonce``)."""
     config = config or entra_config()
-    claims = _decode(token, audiences=frozenset({config.client_id}), config=config)
+    claims = _decode(_encoded(token), audiences=frozenset({config.client_id}), config=config)
     if claims["iss"] != config.issuer(claims["tid"]):
         raise TokenError("token issuer does not match its tenant")
     if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(claims["nonce"], nonce):
@@ -176,7 +195,7 @@ def validate_id_token(token: str, *, nonce: str, config: EntraConfig | None = No
 def validate_refreshed_id_token(token: str, *, tenant_id: str, object_id: str, config: EntraConfig | None = None) -> dict:
     """The claims of the ID token a renewal returned, for the user signed in (no nonce: none was sent)."""
     config = config or entra_config()
-    claims = _decode(token, audiences=frozenset({config.client_id}), config=config)
+    claims = _decode(_encoded(token), audiences=frozenset({config.client_id}), config=config)
     if claims["iss"] != config.issuer(claims["tid"]):
         raise TokenError("token issuer does not match its tenant")
     if claims["tid"] != tenant_id or claims["oid"].lower() != object_id:
@@ -235,10 +254,11 @@ def validate_access_token(token: str, *, config: EntraConfig | None = None) -> d
     validated before under the same configuration is recognised by its hash until it expires.
     """
     config = config or entra_config()
-    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    raw = _encoded(token)
+    digest = hashlib.sha256(raw).digest()
     claims = validated_tokens.get(digest, config, time.time())
     if claims is None:
-        claims = _validate_access_token(token, config)
+        claims = _validate_access_token(raw, config)
         validated_tokens.put(digest, config, claims, float(claims["exp"]) + config.clock_skew_s)
     return dict(claims)
 
@@ -256,7 +276,7 @@ def _api_issuers(config: EntraConfig, tenant_id: str) -> tuple[str, str]:
     return entry[1]
 
 
-def _validate_access_token(token: str, config: EntraConfig) -> dict:
+def _validate_access_token(token: bytes, config: EntraConfig) -> dict:
     claims = _decode(token, audiences=config.api_audiences, config=config)
     if claims["iss"] not in _api_issuers(config, claims["tid"]):
         raise TokenError("token issuer does not match its tenant")

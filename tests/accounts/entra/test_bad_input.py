@@ -92,6 +92,9 @@ FORGERIES = {
         lambda entra, c: entra.sign({**c, "nbf": _now() + 3600, "iat": _now(), "exp": _now() + 7200}),
         "not valid yet",
     ),
+    # Python's json reads NaN, and no comparison with NaN is true: such a token would never expire.
+    "expiry NaN": (lambda entra, c: entra.sign({**c, "exp": float("nan")}), "malformed token"),
+    "expiry a boolean": (lambda entra, c: entra.sign({**c, "exp": True}), "times are not numbers"),
     # msal checks the nonce too, and first: its refusal is what the page shows.
     "nonce mismatch": (lambda entra, c: entra.sign({**c, "nonce": "0" * 64}), "did not match this sign-in"),
     "missing oid": (lambda entra, c: entra.sign({k: v for k, v in c.items() if k != "oid"}), "no 'oid' claim"),
