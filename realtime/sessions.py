@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -112,7 +112,12 @@ class CleanupCounts:
 def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch: int = BATCH) -> CleanupCounts:
     """Settle open sessions whose heartbeat is older than ``stale_after_s`` and delete those closed
     longer than ``retention_days`` ago, in batches by primary key, each in its own transaction.
-    Without ``execute`` only counts."""
+    Without ``execute`` only counts.
+
+    Each batch starts after the last one's highest key (keyset pagination): a batch that looked
+    again from the start of the table would walk every row already settled, which made a
+    million stale sessions take minutes.
+    """
     now = timezone.now()
     stale = WebSocketSession.objects.filter(
         disconnected_at__isnull=True, last_heartbeat_at__lt=now - timedelta(seconds=stale_after_s)
@@ -121,14 +126,22 @@ def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch
     if not execute:
         return CleanupCounts(stale=stale.count(), deleted=old.count())
     settled = deleted = 0
-    while pks := list(stale.order_by("pk").values_list("pk", flat=True)[:batch]):
+    for pks in _batches(stale, batch):
         with transaction.atomic():
             settled += WebSocketSession.objects.filter(pk__in=pks, disconnected_at__isnull=True).update(
                 disconnected_at=now, disconnect_reason=WebSocketSession.Reason.STALE
             )
     if settled:
         metrics.websocket_disconnects.labels(WebSocketSession.Reason.STALE).inc(settled)
-    while pks := list(old.order_by("pk").values_list("pk", flat=True)[:batch]):
+    for pks in _batches(old, batch):
         with transaction.atomic():
             deleted += WebSocketSession.objects.filter(pk__in=pks).delete()[0]
     return CleanupCounts(stale=settled, deleted=deleted)
+
+
+def _batches(queryset, size: int) -> Iterator[list[int]]:
+    """The primary keys of ``queryset`` in ascending batches of ``size``, each query starting after the last."""
+    last = 0
+    while pks := list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]):
+        yield pks
+        last = pks[-1]

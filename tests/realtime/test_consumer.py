@@ -445,3 +445,32 @@ def test_a_process_taken_for_lost_while_it_stalled_registers_again_and_reopens_i
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_cleanup_batches_start_after_the_last_key(alice):
+    """Keyset batches: each SELECT starts after the previous batch's last key, not at the table's start."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from realtime import sessions
+
+    hour_ago = timezone.now() - timedelta(hours=1)
+    rows = [
+        WebSocketSession.objects.create(user=alice, channel_name=str(i), last_heartbeat_at=hour_ago)
+        if i % 3
+        else WebSocketSession.objects.create(user=alice, channel_name=str(i))
+        for i in range(10)
+    ]
+    stale = {row.pk for row in rows if int(row.channel_name) % 3}
+    with CaptureQueriesContext(connection) as queries:
+        counts = sessions.cleanup(stale_after_s=60, retention_days=30, execute=True, batch=2)
+    assert counts.stale == len(stale) == 6
+    assert set(WebSocketSession.objects.filter(disconnect_reason="stale").values_list("pk", flat=True)) == stale
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and "LIMIT 2" in q["sql"]]
+    assert len(selects) == 4 + 1  # three full batches, the empty one that ends the loop, the deletion's one
+    ordered = sorted(stale)
+    for sql, after in zip(selects[1:4], ordered[1::2], strict=True):
+        assert f'"id" > {after}' in sql, sql
