@@ -126,8 +126,16 @@ if _engine == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "core.db.backends.postgresql"
 elif _engine == "django.db.backends.sqlite3":
     # Writers (web, workers) wait for each other instead of failing with "database is locked":
-    # a transaction takes the write lock when it begins, and waits up to 20 s for it.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    # a transaction takes the write lock when it begins, and waits up to 20 s for it. WAL lets
+    # readers go on while one writes, and with synchronous=NORMAL a commit does not wait for
+    # the disk (a power cut may lose the last commits, never the file's consistency).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 else:
     raise ImproperlyConfigured(f"DATABASE_URL: only postgres:// and sqlite:// are supported, not {_engine}")
 

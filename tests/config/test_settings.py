@@ -230,3 +230,16 @@ def test_secrets_can_come_from_files(tmp_path):
     assert check(SECRET_KEY_FILE=str(secret)).returncode == 0
     result = check(SECRET_KEY_FILE=str(tmp_path / "missing"))
     assert result.returncode == 1 and "SECRET_KEY_FILE: cannot read" in result.stderr
+
+
+def test_the_embedded_database_is_in_wal_mode_with_commits_that_do_not_wait_for_the_disk(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    code = (
+        "from django.db import connection; c = connection.cursor(); "
+        "print(c.execute('PRAGMA journal_mode').fetchone()[0], c.execute('PRAGMA synchronous').fetchone()[0])"
+    )
+    result = startup.manage(
+        "shell", "--no-imports", "-c", code, env={**base, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "1"]  # synchronous=NORMAL is 1 (FULL, the default, is 2)
