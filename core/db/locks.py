@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,9 +14,16 @@ class LockBusy(Exception):
     """Another session holds the advisory lock."""
 
 
-def _key(name: str) -> int:
-    # A stable 32-bit key per lock name (PostgreSQL takes a signed bigint).
-    return zlib.crc32(name.encode())
+NAMESPACE = "entra-platform"
+
+
+def advisory_key(name: str) -> int:
+    """The signed 64-bit key of the lock ``name``: SHA-256 of the name under this project's namespace.
+
+    Advisory keys are shared by everything connected to a database; a bare 32-bit checksum of
+    a word as common as "migrate" could be another application's key too.
+    """
+    return int.from_bytes(hashlib.sha256(f"{NAMESPACE}:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def advisory_lock_holder(connection: BaseDatabaseWrapper, name: str) -> str:
@@ -24,9 +31,11 @@ def advisory_lock_holder(connection: BaseDatabaseWrapper, name: str) -> str:
         cursor.execute(
             "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s::bigint::oid AND l.pid <> pg_backend_pid() "
+            # A bigint key shows as its high 32 bits (classid) and its low 32 bits (objid), objsubid 1.
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.pid <> pg_backend_pid() "
             "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            [_key(name)],
+            [(key := advisory_key(name) & 0xFFFFFFFFFFFFFFFF) >> 32, key & 0xFFFFFFFF],
         )
         row = cursor.fetchone()
     if not row:
@@ -45,7 +54,7 @@ def advisory_lock(connection: BaseDatabaseWrapper, name: str, *, wait_s: float =
     if connection.vendor != "postgresql":
         yield
         return
-    key = _key(name)
+    key = advisory_key(name)
     deadline = time.monotonic() + wait_s
     while True:
         with connection.cursor() as cursor:
@@ -87,4 +96,4 @@ def advisory_xact_lock(connection: BaseDatabaseWrapper, name: str) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(name)])

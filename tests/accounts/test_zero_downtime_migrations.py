@@ -14,6 +14,7 @@ import zlib
 
 import pytest
 
+from core.db.locks import advisory_key
 from tests.support import ROOT
 from tests.support.legacy import seed
 from tests.support.scratch import ScratchDatabase
@@ -215,7 +216,7 @@ def test_duplicate_entra_ids_stop_migrate_with_a_clear_message(migrated_db):
 
 def test_second_migrate_stops_while_another_holds_the_lock(migrated_db):
     other = migrated_db.connect()
-    key = zlib.crc32(b"migrate")  # the key core.db.locks gives the lock named "migrate"
+    key = advisory_key("migrate")
     other.execute("SELECT pg_advisory_lock(%s)", [key])
     (other_pid,) = other.execute("SELECT pg_backend_pid()").fetchone()
     result = migrated_db.manage("migrate", check=False, MIGRATION_ADVISORY_LOCK_WAIT_S="0.5")
@@ -231,6 +232,16 @@ def test_second_migrate_stops_while_another_holds_the_lock(migrated_db):
     out, err = migrate.communicate(timeout=60)
     assert migrate.returncode == 0, err
     assert "No migrations to apply" in out
+
+
+def test_another_applications_advisory_lock_does_not_stop_migrate(migrated_db):
+    """Advisory keys are per database, shared by every application on it: ours are namespaced 64-bit keys."""
+    other = migrated_db.connect()
+    for key in (zlib.crc32(b"migrate"), 1, 0):  # what a plain checksum of the word, or a first counter, would take
+        other.execute("SELECT pg_advisory_lock(%s)", [key])
+    result = migrated_db.manage("migrate", check=False, MIGRATION_ADVISORY_LOCK_WAIT_S="0")
+    other.close()
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.django_db
