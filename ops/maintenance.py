@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, TaskResultStatus
 
 from accounts.models import User
+from core.db.batches import pk_batches
 from integrations.models import GitHubSyncRecord
 
 BATCH = 5000
@@ -40,16 +41,10 @@ def _in_batches(queryset: QuerySet, apply: Callable[[QuerySet], int], *, batch: 
     """``apply`` to the rows of ``queryset`` a batch of primary keys at a time, each in its own transaction."""
     model = queryset.model
     done = 0
-    last = None
-    ordered = queryset.order_by("pk")
-    while True:
-        page = ordered if last is None else ordered.filter(pk__gt=last)
-        pks = list(page.values_list("pk", flat=True)[:batch])
-        if not pks:
-            return done
+    for pks in pk_batches(queryset, batch):
         with transaction.atomic():
             done += apply(model.objects.filter(pk__in=pks))
-        last = pks[-1]
+    return done
 
 
 def _delete(qs: QuerySet) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core import metrics
+from core.db.batches import pk_batches
 from realtime.models import WebSocketSession
 
 BATCH = 1000
@@ -114,9 +115,7 @@ def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch
     longer than ``retention_days`` ago, in batches by primary key, each in its own transaction.
     Without ``execute`` only counts.
 
-    Each batch starts after the last one's highest key (keyset pagination): a batch that looked
-    again from the start of the table would walk every row already settled, which made a
-    million stale sessions take minutes.
+    Batches by ``core.db.batches.pk_batches``: each starts after the last one's highest key.
     """
     now = timezone.now()
     stale = WebSocketSession.objects.filter(
@@ -126,22 +125,14 @@ def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch
     if not execute:
         return CleanupCounts(stale=stale.count(), deleted=old.count())
     settled = deleted = 0
-    for pks in _batches(stale, batch):
+    for pks in pk_batches(stale, batch):
         with transaction.atomic():
             settled += WebSocketSession.objects.filter(pk__in=pks, disconnected_at__isnull=True).update(
                 disconnected_at=now, disconnect_reason=WebSocketSession.Reason.STALE
             )
     if settled:
         metrics.websocket_disconnects.labels(WebSocketSession.Reason.STALE).inc(settled)
-    for pks in _batches(old, batch):
+    for pks in pk_batches(old, batch):
         with transaction.atomic():
             deleted += WebSocketSession.objects.filter(pk__in=pks).delete()[0]
     return CleanupCounts(stale=settled, deleted=deleted)
-
-
-def _batches(queryset, size: int) -> Iterator[list[int]]:
-    """The primary keys of ``queryset`` in ascending batches of ``size``, each query starting after the last."""
-    last = 0
-    while pks := list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]):
-        yield pks
-        last = pks[-1]
