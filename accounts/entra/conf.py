@@ -16,11 +16,13 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # v1 access tokens (Graph's, and an API's that accepts v1) name the cloud's token
 # service rather than the sign-in host; any other host (the local Entra) names itself.
+# US Government: Microsoft's table of sovereign-cloud issuers gives sts.windows.net for v1,
+# and some of its SDKs expect login.microsoftonline.us; both are accepted (each with the tenant).
 V1_ISSUER_HOSTS = {
-    "login.microsoftonline.com": "https://sts.windows.net",
-    "login.microsoftonline.us": "https://login.microsoftonline.us",
-    "login.chinacloudapi.cn": "https://sts.chinacloudapi.cn",
-    "login.partner.microsoftonline.cn": "https://sts.chinacloudapi.cn",
+    "login.microsoftonline.com": ("https://sts.windows.net",),
+    "login.microsoftonline.us": ("https://sts.windows.net", "https://login.microsoftonline.us"),
+    "login.chinacloudapi.cn": ("https://sts.chinacloudapi.cn",),
+    "login.partner.microsoftonline.cn": ("https://sts.chinacloudapi.cn",),
 }
 
 
@@ -139,9 +141,9 @@ class EntraConfig:
     def issuer(self, tenant_id: str) -> str:
         return f"{self.authority_host}/{tenant_id}/v2.0"
 
-    def v1_issuer(self, tenant_id: str) -> str:
+    def v1_issuers(self, tenant_id: str) -> tuple[str, ...]:
         host = (urlsplit(self.authority_host).hostname or "").lower()
-        return f"{V1_ISSUER_HOSTS.get(host, self.authority_host)}/{tenant_id}/"
+        return tuple(f"{base}/{tenant_id}/" for base in V1_ISSUER_HOSTS.get(host, (self.authority_host,)))
 
     def jwks_uri(self) -> str:
         return f"{self.authority_host}/{self.tenant_id}/discovery/v2.0/keys"

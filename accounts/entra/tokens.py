@@ -263,16 +263,16 @@ def validate_access_token(token: str, *, config: EntraConfig | None = None) -> d
     return dict(claims)
 
 
-_issuers: dict[tuple[int, str], tuple[EntraConfig, tuple[str, str]]] = {}
+_issuers: dict[tuple[int, str], tuple[EntraConfig, tuple[str, ...]]] = {}
 
 
-def _api_issuers(config: EntraConfig, tenant_id: str) -> tuple[str, str]:
+def _api_issuers(config: EntraConfig, tenant_id: str) -> tuple[str, ...]:
     """The v2 and v1 issuers of an allowed tenant, computed once per configuration."""
     entry = _issuers.get((id(config), tenant_id))
     if entry is None or entry[0] is not config:
         if len(_issuers) > 1024:
             _issuers.clear()
-        entry = _issuers[(id(config), tenant_id)] = (config, (config.issuer(tenant_id), config.v1_issuer(tenant_id)))
+        entry = _issuers[(id(config), tenant_id)] = (config, (config.issuer(tenant_id), *config.v1_issuers(tenant_id)))
     return entry[1]
 
 

@@ -112,7 +112,7 @@ class TokenIssuer:
 
     def issuer_v1(self, tid: str) -> str:
         # Entra's v1 issuer is its cloud's token service (sts.windows.net); a host that is
-        # not Microsoft's names itself, which is what EntraConfig.v1_issuer expects of it.
+        # not Microsoft's names itself, which is what EntraConfig.v1_issuers expects of it.
         return f"{self.url}/{tid}/"
 
     # keys
