@@ -350,6 +350,43 @@ def test_case_insensitive_email_collision_is_a_warning_that_fails_only_with_stri
     assert strict_report["problems"] == report["problems"]
 
 
+def email_collisions(report: dict) -> list[str]:
+    return sorted(p["message"] for p in report["problems"] if p["object"] == "users.email")
+
+
+def test_email_collisions_are_found_among_more_mixed_case_emails_than_are_looked_up_one_by_one(
+    migrated_db, monkeypatch
+):
+    from accounts import schema_checks
+
+    monkeypatch.setattr(schema_checks, "MIXED_CASE_LOOKUPS", 3)
+    migrated_db.execute(
+        "INSERT INTO users (email) VALUES ('A1@example.com'), ('A2@example.com'), ('A3@example.com'), "
+        "('A4@example.com'), ('Zed@Example.com'), ('zed@example.com'), ('ZED@example.com')"
+    )
+    _, report = validate_report(migrated_db)
+    assert email_collisions(report) == [
+        "3 users share the email zed@example.com when compared case-insensitively; sign-in will link neither"
+    ]
+    monkeypatch.setattr(schema_checks, "MIXED_CASE_LOOKUPS", 1000)  # the same answer when looked up one by one
+    assert email_collisions(validate_report(migrated_db)[1]) == email_collisions(report)
+
+
+def test_without_a_unique_email_even_identical_emails_are_found(migrated_db):
+    # Two lower-case emails can only collide when the column is not unique: then every row is grouped.
+    if migrated_db.vendor == "postgresql":
+        migrated_db.execute("ALTER TABLE users DROP CONSTRAINT users_email_key")
+    else:
+        rebuild_sqlite_table(
+            migrated_db, "users", '"email" varchar(254) NOT NULL UNIQUE', '"email" varchar(254) NOT NULL'
+        )
+    migrated_db.execute("INSERT INTO users (email) VALUES ('sam@example.com'), ('sam@example.com')")
+    _, report = validate_report(migrated_db)
+    assert email_collisions(report) == [
+        "2 users share the email sam@example.com when compared case-insensitively; sign-in will link neither"
+    ]
+
+
 def test_table_output_has_one_line_per_problem_with_its_fix(migrated_db):
     migrated_db.execute("DROP INDEX users_email_lower_idx")
     migrated_db.execute("INSERT INTO users (email, github_access_token_hash) VALUES ('Bob@example.com', 'ghp_123')")
