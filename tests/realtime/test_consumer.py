@@ -474,3 +474,21 @@ def test_cleanup_batches_start_after_the_last_key(alice):
     ordered = sorted(stale)
     for sql, after in zip(selects[1:4], ordered[1::2], strict=True):
         assert f'"id" > {after}' in sql, sql
+
+
+def test_notify_on_a_database_that_is_not_migrated_says_so(tmp_path):
+    import os
+
+    from tests.support import startup
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    result = startup.manage(
+        "notify",
+        "--text",
+        "hello",
+        env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "is DATABASE_URL the migrated database?" in result.stderr
+    assert "Traceback" not in result.stderr

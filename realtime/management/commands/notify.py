@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from accounts.models import User
 from realtime.models import WebSocketSession
@@ -30,6 +31,10 @@ class Command(BaseCommand):
             raise CommandError("the in-memory channel layer reaches no server process: set REDIS_URL")
         event = {"type": "notice", "text": text}
         live = WebSocketSession.objects.filter(disconnected_at__isnull=True)
+        try:
+            live.exists()
+        except DatabaseError as exc:
+            raise CommandError(f"cannot read the WebSocket sessions ({exc}): is DATABASE_URL the migrated database?") from exc
         if user:
             target = User.objects.filter(email__iexact=user.strip()).first()
             if target is None:
