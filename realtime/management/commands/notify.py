@@ -34,7 +34,9 @@ class Command(BaseCommand):
         try:
             live.exists()
         except DatabaseError as exc:
-            raise CommandError(f"cannot read the WebSocket sessions ({exc}): is DATABASE_URL the migrated database?") from exc
+            raise CommandError(
+                f"cannot read the WebSocket sessions ({exc}): is DATABASE_URL the migrated database?"
+            ) from exc
         if user:
             target = User.objects.filter(email__iexact=user.strip()).first()
             if target is None:
