@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -153,7 +153,7 @@ class EntraConfig:
         host = urlsplit(self.authority_host).hostname or ""
         return host.endswith((".microsoftonline.com", ".microsoftonline.us", ".partner.microsoftonline.cn"))
 
-    @property
+    @cached_property  # read for every first-seen access token
     def api_audiences(self) -> frozenset[str]:
         # Not the bare client id: that is every ID token's audience.
         return frozenset({self.api_audience, f"api://{self.client_id}"})
