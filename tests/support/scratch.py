@@ -152,6 +152,7 @@ class ScratchDatabase:
         may store a row elsewhere without changing it.
         """
         if self.vendor == "sqlite":
+            _checkpoint(self.name)  # or a commit still in the -wal file would go unseen
             return hashlib.sha256(Path(self.name).read_bytes()).hexdigest()
         digest = hashlib.sha256(self._schema_dump())
         conn = self.connect()
@@ -179,6 +180,16 @@ class ScratchDatabase:
         ).stdout
         # Newer pg_dump marks each dump with a random \restrict key.
         return b"\n".join(line for line in dump.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict")))
+
+
+def _checkpoint(path: str) -> None:
+    """Move what the -wal file holds into the SQLite database file (WAL mode: the settings' init_command)."""
+    conn = sqlite3.connect(path)
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+    assert not busy, f"{path}: a connection kept the WAL from being checkpointed"
 
 
 def _conninfo(dbname: str) -> str:
@@ -237,6 +248,8 @@ class Databases:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 [template.name],
             )
+        else:
+            _checkpoint(template.name)  # clones copy the database file alone
         return template
 
     def drop(self, db: ScratchDatabase) -> None:
