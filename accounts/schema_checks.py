@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from core.db.schema import ERROR, WARNING, Problem
@@ -54,7 +52,7 @@ def check_entra_data(connection: BaseDatabaseWrapper, live: Catalog) -> list[Pro
             cursor, connection.vendor, users, [c for c in TOKEN_HASH_COLUMNS if c in columns]
         )
         if "email" in columns:
-            for email, count in _email_collisions(cursor, connection.vendor, users, live):
+            for email, count in _email_collisions(cursor, users, live):
                 problems.append(
                     Problem(
                         WARNING,
@@ -106,7 +104,7 @@ def _token_hash_problems(cursor, vendor: str, users: str, token_columns: list[st
 MIXED_CASE_LOOKUPS = 1000
 
 
-def _email_collisions(cursor, vendor: str, users: str, live: Catalog) -> list[tuple[str, int]]:
+def _email_collisions(cursor, users: str, live: Catalog) -> list[tuple[str, int]]:
     """Up to 20 lower-cased emails held by more than one user.
 
     With ``email`` unique, two emails can only collide when one of them is not in lower case:
@@ -126,12 +124,8 @@ def _email_collisions(cursor, vendor: str, users: str, live: Catalog) -> list[tu
             return []
         if len(rows) <= MIXED_CASE_LOOKUPS:
             mixed = sorted({email for (email,) in rows})
-            if vendor == "postgresql":
-                cursor.execute(group.format(where="WHERE lower(email) = ANY(%s)"), [mixed])
-            else:
-                cursor.execute(
-                    group.format(where="WHERE lower(email) IN (SELECT value FROM json_each(%s))"), [json.dumps(mixed)]
-                )
+            # Plain parameters: SQLite's json_each would cut a value at a NUL.
+            cursor.execute(group.format(where=f"WHERE lower(email) IN ({', '.join(['%s'] * len(mixed))})"), mixed)
             return cursor.fetchall()
     cursor.execute(group.format(where=""))
     return cursor.fetchall()

@@ -127,7 +127,8 @@ def cleanup(*, stale_after_s: float, retention_days: float, execute: bool, batch
     settled = deleted = 0
     for pks in pk_batches(stale, batch):
         with transaction.atomic():
-            settled += WebSocketSession.objects.filter(pk__in=pks, disconnected_at__isnull=True).update(
+            # Checked again as it is written: a heartbeat since the batch was read keeps the session open.
+            settled += stale.filter(pk__in=pks).update(
                 disconnected_at=now, disconnect_reason=WebSocketSession.Reason.STALE
             )
     if settled:

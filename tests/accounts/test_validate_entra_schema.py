@@ -372,6 +372,20 @@ def test_email_collisions_are_found_among_more_mixed_case_emails_than_are_looked
     assert email_collisions(validate_report(migrated_db)[1]) == email_collisions(report)
 
 
+def test_an_email_with_a_nul_still_has_its_collision_found(migrated_db):
+    if migrated_db.vendor == "postgresql":
+        import psycopg
+
+        with pytest.raises(psycopg.DataError, match="NUL"):  # PostgreSQL text cannot hold one
+            migrated_db.execute("INSERT INTO users (email) VALUES (%s)", ["nu\x00l@example.com"])
+        return
+    migrated_db.execute("INSERT INTO users (email) VALUES (?), (?)", ["Nu\x00l@Example.com", "nu\x00l@example.com"])
+    _, report = validate_report(migrated_db)
+    assert [m.replace("\x00", "<NUL>") for m in email_collisions(report)] == [
+        "2 users share the email nu<NUL>l@example.com when compared case-insensitively; sign-in will link neither"
+    ]
+
+
 def test_without_a_unique_email_even_identical_emails_are_found(migrated_db):
     # Two lower-case emails can only collide when the column is not unique: then every row is grouped.
     if migrated_db.vendor == "postgresql":

@@ -492,3 +492,28 @@ def test_notify_on_a_database_that_is_not_migrated_says_so(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "is DATABASE_URL the migrated database?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cleanup_leaves_open_a_session_that_beat_after_its_batch_was_read(alice, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime import sessions
+
+    hour_ago = timezone.now() - timedelta(hours=1)
+    rows = [
+        WebSocketSession.objects.create(user=alice, channel_name=str(i), last_heartbeat_at=hour_ago) for i in range(2)
+    ]
+    batches = sessions.pk_batches
+
+    def beat_between_read_and_write(queryset, size):
+        for pks in batches(queryset, size):
+            sessions.write_heartbeats([str(rows[0].connection_id)])  # the server's heartbeat write, just then
+            yield pks
+
+    monkeypatch.setattr(sessions, "pk_batches", beat_between_read_and_write)
+    counts = sessions.cleanup(stale_after_s=60, retention_days=30, execute=True)
+    assert counts.stale == 1
+    assert WebSocketSession.objects.get(pk=rows[0].pk).disconnected_at is None
+    assert WebSocketSession.objects.get(pk=rows[1].pk).disconnect_reason == "stale"
