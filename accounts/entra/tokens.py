@@ -47,10 +47,20 @@ def expected_nonce(flow_nonce: str) -> str:
 
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# A segment whose last group has 2 or 3 characters leaves the last one's low 4 or 2 bits unused: they
+# must be zero, or several spellings of one token would each pass (and each take a cache entry).
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i % 16 == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i % 4 == 0),
+}
 
 
 def _b64decode(segment: bytes) -> bytes:
-    # Strict: a character outside base64url is an error, not silently dropped.
+    """Base64url without padding (RFC 7515), one spelling per value: anything else is an error."""
+    rest = len(segment) % 4
+    if rest == 1 or (rest and segment[-1] not in _CANONICAL_LAST[rest]) or segment.translate(None, _B64URL_ALPHABET):
+        raise binascii.Error("not canonical base64url")
     return binascii.a2b_base64(segment.translate(_B64URL) + b"=="[: -len(segment) % 4], strict_mode=True)
 
 
@@ -192,7 +202,9 @@ def validate_id_token(token: str, *, nonce: str, config: EntraConfig | None = No
     return claims
 
 
-def validate_refreshed_id_token(token: str, *, tenant_id: str, object_id: str, config: EntraConfig | None = None) -> dict:
+def validate_refreshed_id_token(
+    token: str, *, tenant_id: str, object_id: str, config: EntraConfig | None = None
+) -> dict:
     """The claims of the ID token a renewal returned, for the user signed in (no nonce: none was sent)."""
     config = config or entra_config()
     claims = _decode(_encoded(token), audiences=frozenset({config.client_id}), config=config)

@@ -62,3 +62,26 @@ def test_the_cache_is_bounded_oldest_first(entra):
     for i in range(5):
         cache.put(bytes([i]), config, {"n": i}, time.time() + 60)
     assert [cache.get(bytes([i]), config, time.time()) for i in range(5)] == [None, None, {"n": 2}, {"n": 3}, {"n": 4}]
+
+
+def test_only_one_spelling_of_a_token_is_accepted(entra, verifications):
+    """Base64url without padding, unused bits zero (RFC 7515): a valid token re-spelled is refused, not re-cached."""
+    token = entra.access_token(ALICE, audience=API, scp="access_as_user")
+    header, claims, signature = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert len(signature) % 4 == 2  # 256 bytes: the last character carries 4 unused bits
+    spare_bits = alphabet[alphabet.index(signature[-1]) + 1]  # the same bytes, a bit set that is never read
+    variants = {
+        "padded": f"{header}.{claims}.{signature}==",
+        "standard alphabet": f"{header}.{claims}.{signature.replace('-', '+').replace('_', '/')}",
+        "unused bits set": f"{header}.{claims}.{signature[:-1]}{spare_bits}",
+    }
+    if variants["standard alphabet"] == token:  # no - or _ in this signature: put them in the claims
+        variants["standard alphabet"] = f"{header}.{claims.replace('-', '+').replace('_', '/')}.{signature}"
+
+    assert validate_access_token(token)["oid"] == ALICE.oid
+    for name, variant in variants.items():
+        assert variant != token, name
+        with pytest.raises(TokenError, match="malformed token"):
+            validate_access_token(variant)
+    assert len(tokens.validated_tokens._entries) == 1
