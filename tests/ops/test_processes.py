@@ -46,9 +46,8 @@ def test_a_server_process_logs_json_without_tokens_and_exports_its_metrics(
         browser = sign_in(server, ALICE)  # links the flagged user
         live_db.execute("UPDATE users SET azure_token_expires_at = '2000-01-01T00:00:00Z'")
         assert browser.get(f"{server.url}/account/").status_code == 200  # renewed through the refresh token
-        ws = connect(server.ws_url, origin=server.url, additional_headers=cookie_of(browser), open_timeout=10)
-        assert json.loads(ws.recv(timeout=5))["type"] == "welcome"
-        ws.close()
+        with connect(server.ws_url, origin=server.url, additional_headers=cookie_of(browser), open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "welcome"
         scraped = browser.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert scraped.status_code == 200
         refused = browser.get(f"{server.url}/metrics")
