@@ -44,19 +44,22 @@ def _ids_condition(ids: list[str]) -> tuple[str, list]:
     return "connection_id IN (SELECT value FROM json_each(%s))", [json.dumps([uuid.UUID(i).hex for i in ids])]
 
 
-def write_heartbeats(connection_ids: Iterable[str], *, at: datetime | None = None) -> int:
-    """``last_heartbeat_at`` of every connection that beat since the last write: one UPDATE."""
-    ids = list(connection_ids)
+def _update(ids: list[str], assignments: str, values: list, condition: str, condition_values: Iterable = ()) -> int:
+    """``UPDATE … SET assignments WHERE connection_id among ids AND condition``: one statement, its row count."""
     if not ids:
         return 0
-    condition, params = _ids_condition(ids)
-    table = WebSocketSession._meta.db_table
+    among, params = _ids_condition(ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_heartbeat_at = %s WHERE {condition} AND disconnected_at IS NULL",
-            [at or timezone.now(), *params],
+            f"UPDATE {WebSocketSession._meta.db_table} SET {assignments} WHERE {among} AND {condition}",
+            [*values, *params, *condition_values],
         )
         return cursor.rowcount
+
+
+def write_heartbeats(connection_ids: Iterable[str], *, at: datetime | None = None) -> int:
+    """``last_heartbeat_at`` of every connection that beat since the last write: one UPDATE."""
+    return _update(list(connection_ids), "last_heartbeat_at = %s", [at or timezone.now()], "disconnected_at IS NULL")
 
 
 def settle_sessions(closures: Iterable[Closure], *, at: datetime | None = None) -> int:
@@ -65,34 +68,26 @@ def settle_sessions(closures: Iterable[Closure], *, at: datetime | None = None) 
     for closure in closures:
         groups[(closure.reason, closure.code)].append(closure.connection_id)
     at = at or timezone.now()
-    table = WebSocketSession._meta.db_table
-    settled = 0
-    with connection.cursor() as cursor:
-        for (reason, code), ids in groups.items():
-            condition, params = _ids_condition(ids)
-            cursor.execute(
-                f"UPDATE {table} SET disconnected_at = %s, disconnect_reason = %s, close_code = %s "
-                f"WHERE {condition} AND disconnected_at IS NULL",
-                [at, reason, code, *params],
-            )
-            settled += cursor.rowcount
-    return settled
+    return sum(
+        _update(
+            ids,
+            "disconnected_at = %s, disconnect_reason = %s, close_code = %s",
+            [at, reason, code],
+            "disconnected_at IS NULL",
+        )
+        for (reason, code), ids in groups.items()
+    )
 
 
 def reopen_sessions(connection_ids: Iterable[str], *, server_id: str) -> int:
     """Live connections a sweep took for lost (this process stalled for three beats): open again."""
-    ids = list(connection_ids)
-    if not ids:
-        return 0
-    condition, params = _ids_condition(ids)
-    table = WebSocketSession._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET disconnected_at = NULL, disconnect_reason = '', close_code = NULL, "
-            f"last_heartbeat_at = %s WHERE {condition} AND server_id = %s AND disconnect_reason = %s",
-            [timezone.now(), *params, server_id, WebSocketSession.Reason.SERVER_LOST],
-        )
-        return cursor.rowcount
+    return _update(
+        list(connection_ids),
+        "disconnected_at = NULL, disconnect_reason = '', close_code = NULL, last_heartbeat_at = %s",
+        [timezone.now()],
+        "server_id = %s AND disconnect_reason = %s",
+        [server_id, WebSocketSession.Reason.SERVER_LOST],
+    )
 
 
 def settle_server_sessions(server_ids: list[str], *, reason: str, at: datetime | None = None) -> int:
