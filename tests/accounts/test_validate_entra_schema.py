@@ -12,6 +12,8 @@ import json
 import psycopg
 import pytest
 
+from tests.support.scratch import leave_an_orphan_behind_a_not_valid_foreign_key
+
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.sig"
 
 
@@ -213,15 +215,7 @@ def changed_on_delete(on_delete: str):
 
 
 def not_valid_foreign_key_with_its_orphan_count(db) -> dict[str, str]:
-    fk = "generated_files_project_id_13abf42e_fk_projects_id"
-    db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
-    db.execute(
-        "INSERT INTO generated_files (project_id, path, content, sha256) VALUES (4242, 'main.tf', '', %s)", ["0" * 64]
-    )
-    db.execute(
-        f"ALTER TABLE generated_files ADD CONSTRAINT {fk} FOREIGN KEY (project_id) REFERENCES projects (id) "
-        "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID"
-    )
+    fk = leave_an_orphan_behind_a_not_valid_foreign_key(db)
     return {
         "generated_files(project_id)": f"{fk} is NOT VALID: existing rows are not checked",
         "generated_files.project_id": "1 row(s) reference a missing projects.id",

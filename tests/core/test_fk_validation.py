@@ -24,6 +24,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import override_settings
 
 from core.db.backends.postgresql.schema import DatabaseSchemaEditor, ForeignKeyViolated
+from tests.support.scratch import leave_an_orphan_behind_a_not_valid_foreign_key
 
 pytestmark = pytest.mark.postgres
 
@@ -280,15 +281,7 @@ def test_migrate_validates_a_foreign_key_left_not_valid_once_its_rows_are_fixed(
     """As a validation that failed leaves it: the operator's next runs of migrate fail, then validate it."""
     db = scratch_db
     db.manage("migrate")
-    fk = "generated_files_project_id_13abf42e_fk_projects_id"
-    db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
-    db.execute(
-        "INSERT INTO generated_files (project_id, path, content, sha256) VALUES (4242, 'main.tf', '', %s)", ["0" * 64]
-    )
-    db.execute(
-        f"ALTER TABLE generated_files ADD CONSTRAINT {fk} FOREIGN KEY (project_id) REFERENCES projects (id) "
-        "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID"
-    )
+    fk = leave_an_orphan_behind_a_not_valid_foreign_key(db)
 
     failed = db.manage("migrate", check=False)
     assert failed.returncode == 1

@@ -300,3 +300,18 @@ class Databases:
     def _admin(self, sql: str, params: list | None = None) -> None:
         with psycopg.connect(_conninfo("postgres"), autocommit=True) as conn:
             conn.execute(sql, params)
+
+
+def leave_an_orphan_behind_a_not_valid_foreign_key(db: ScratchDatabase) -> str:
+    """A generated file of project 4242, which does not exist, kept by its foreign key re-added NOT VALID
+    (as a failed validation leaves it; PostgreSQL). The foreign key's name."""
+    fk = "generated_files_project_id_13abf42e_fk_projects_id"
+    db.execute(f"ALTER TABLE generated_files DROP CONSTRAINT {fk}")
+    db.execute(
+        "INSERT INTO generated_files (project_id, path, content, sha256) VALUES (4242, 'main.tf', '', %s)", ["0" * 64]
+    )
+    db.execute(
+        f"ALTER TABLE generated_files ADD CONSTRAINT {fk} FOREIGN KEY (project_id) REFERENCES projects (id) "
+        "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID"
+    )
+    return fk
